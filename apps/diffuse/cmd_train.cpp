@@ -1,0 +1,95 @@
+// diffuse train: train a denoiser on a data spec into a run folder.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "cli.hpp"
+#include "diffuse/error.hpp"
+#include "diffuse/train.hpp"
+
+namespace diffuse::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) { g_stop.store(true); }
+}  // namespace
+
+void add_train(CLI::App& app) {
+  struct Opts {
+    TrainConfig cfg;  // holds the defaults shown in --help
+    std::string out, config, prediction = to_string(TrainConfig{}.prediction),
+                             loss = to_string(TrainConfig{}.loss.weighting);
+    bool resume = false;
+    ScheduleFlags sched;
+    std::vector<CLI::Option*> opts;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("train", "train a diffusion model; writes a run folder");
+  auto& c = o->cfg;
+  auto opt = [&](CLI::Option* x) { o->opts.push_back(x->capture_default_str()); return x; };
+  auto* data = opt(cmd->add_option("--data", c.data, "data spec: " + join(vector_spec_names())));
+  cmd->add_option("--out", o->out, "run folder (config, checkpoint, log, loss curve)")->required();
+  cmd->add_option("--config", o->config, "JSON config (see docs/config.md); flags override it")
+      ->check(CLI::ExistingFile);
+  auto* steps = opt(cmd->add_option("--steps", c.steps, "optimizer steps"));
+  auto* batch = opt(cmd->add_option("--batch", c.batch, "batch size"));
+  auto* lr = opt(cmd->add_option("--lr", c.lr, "peak learning rate"));
+  auto* seed = opt(cmd->add_option("--seed", c.seed, "random seed"));
+  auto* threads = opt(cmd->add_option("--threads", c.threads, "intra-op threads (0: default)"));
+  auto* device = opt(cmd->add_option("--device", c.device, "auto, cpu, cuda, cuda:N"));
+  auto* pred = opt(cmd->add_option("--prediction", o->prediction, "network target: eps, x0, v"));
+  auto* loss = opt(cmd->add_option("--loss", o->loss, "loss weighting: " + join(loss_weighting_names())));
+  auto* log_every = opt(cmd->add_option("--log-every", c.log_every, "steps between log lines"));
+  auto* ckpt_every = opt(cmd->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints"));
+  cmd->add_flag("--resume", o->resume, "continue the run in --out from its checkpoint");
+  add_schedule_flags(*cmd, o->sched);
+
+  cmd->callback([o, data, steps, batch, lr, seed, threads, device, pred, loss, log_every, ckpt_every] {
+    const auto& f = o->cfg;
+    TrainConfig cfg;
+    if (o->resume) {
+      for (auto* x : {data, batch, lr, seed, pred, loss})
+        if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
+                                  "--resume continues the saved config; only --steps, --threads, --device, "
+                                  "--log-every and --checkpoint-every may be given");
+      if (o->sched.any_given() || !o->config.empty())
+        throw Error("the schedule and --config cannot change when resuming");
+      if (!std::filesystem::exists(checkpoint_path(o->out)))
+        throw Error("cannot resume: no checkpoint in '" + o->out + "'", "start the run without --resume");
+      cfg = load_train_config_file(o->out + "/config.json");
+    } else {
+      cfg = o->config.empty() ? TrainConfig{} : load_train_config_file(o->config);
+      if (given(data)) cfg.data = f.data;
+      if (given(batch)) cfg.batch = f.batch;
+      if (given(lr)) cfg.lr = f.lr;
+      if (given(seed)) cfg.seed = f.seed;
+      if (given(pred)) cfg.prediction = parse_prediction_type(o->prediction);
+      if (given(loss)) cfg.loss.weighting = parse_loss_weighting(o->loss);
+      cfg.schedule = o->sched.resolve(cfg.schedule);
+    }
+    if (given(steps)) cfg.steps = f.steps;
+    if (given(threads)) cfg.threads = f.threads;
+    if (given(device)) cfg.device = f.device;
+    if (given(log_every)) cfg.log_every = f.log_every;
+    if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
+    std::signal(SIGINT, on_sigint);
+    std::fprintf(stderr, "%s %s → %s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str());
+    TrainHooks hooks;
+    hooks.stop = &g_stop;
+    auto r = train(cfg, o->out, o->resume, hooks);
+    std::signal(SIGINT, SIG_DFL);
+    if (r.status == TrainStatus::Stopped) {
+      std::fprintf(stderr, "interrupted at step %lld; resume with: diffuse train --out %s --resume\n",
+                   (long long)r.step, o->out.c_str());
+      throw CLI::RuntimeError(130);
+    }
+    std::printf("trained %lld steps; run folder: %s (checkpoint.safetensors, config.json, log.csv, loss.png)\n",
+                (long long)r.step, o->out.c_str());
+  });
+}
+
+}  // namespace diffuse::cli

@@ -1,0 +1,40 @@
+// diffuse — files: atomic writes, CSV, safetensors checkpoints.
+// Every file is written to a temporary name beside its target and renamed, so
+// an interrupted write never leaves a half-written file under the real name.
+#pragma once
+#include <torch/types.h>
+
+#include <functional>
+#include <map>
+#include <ostream>
+#include <string>
+
+namespace diffuse {
+
+// Writes through `write` into PATH.tmp-PID, flushes, then renames onto PATH.
+void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
+// A temporary name beside `path` (for writers that need a file name, e.g. plots).
+std::string temp_path_for(const std::string& path);
+// Renames tmp onto path; on failure removes tmp and throws.
+void commit_temp(const std::string& tmp, const std::string& path);
+// Creates a directory (and parents); throws with the path if it cannot.
+void ensure_dir(const std::string& path);
+
+// CSV of numbers, one row per vector. read_csv accepts a first row of names.
+torch::Tensor read_csv(const std::string& path);                   // (N, D) float32
+void write_csv(const std::string& path, const torch::Tensor& rows,  // rows: (N, D)
+               const std::vector<std::string>& header = {});
+
+// safetensors (https://github.com/huggingface/safetensors): 8-byte little-endian
+// header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__":
+// {str: str}}, then the raw little-endian data. Supports F64, F32, F16, BF16, I64,
+// I32, U8, BOOL.
+struct SafetensorsFile {
+  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+void save_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+SafetensorsFile load_safetensors(const std::string& path);
+
+}  // namespace diffuse

@@ -1,0 +1,97 @@
+// diffuse — training configuration, the Trainer and run folders.
+//
+// A run folder holds everything of one run:
+//   config.json               the resolved configuration
+//   checkpoint.safetensors    model, EMA and optimizer state, data normaliser,
+//                             the config in the metadata (written atomically)
+//   log.csv                   step,loss,lr,grad_norm,it_per_s,elapsed_s
+//   loss.png                  the loss curve
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "diffuse/data.hpp"
+#include "diffuse/denoiser.hpp"
+#include "diffuse/diffusion.hpp"
+#include "diffuse/nn/mlp.hpp"
+#include "diffuse/schedule.hpp"
+
+namespace diffuse {
+
+struct TrainConfig {
+  std::string data = "signals";    // data spec (see data.hpp)
+  ScheduleConfig schedule;         // the noise schedule
+  PredictionType prediction = PredictionType::Epsilon;  // what the network predicts
+  LossConfig loss;                 // loss weighting
+  MlpOptions model;                // network (model.dim is set from the data)
+  bool normalize = true;           // standardise each data dimension (fitted on 10 000 draws)
+  int64_t steps = 5000;            // optimizer steps
+  int64_t batch = 256;             // batch size
+  double lr = 1e-3;                // peak learning rate (AdamW)
+  double weight_decay = 0.0;       // AdamW decoupled weight decay
+  double adam_beta1 = 0.9;         // AdamW β₁
+  double adam_beta2 = 0.999;       // AdamW β₂
+  int64_t warmup = 100;            // linear LR warmup steps
+  double min_lr_ratio = 0.05;      // cosine decay ends at lr · min_lr_ratio
+  double grad_clip = 1.0;          // max global gradient norm (0: off)
+  double ema_decay = 0.999;        // EMA of weights (warm-up: min(decay, (1+s)/(10+s)))
+  uint64_t seed = 0;               // seeds data draws, timesteps, noise and initial weights
+  int64_t threads = 0;             // intra-op threads (0: LibTorch's default)
+  int64_t log_every = 100;         // steps between log lines
+  int64_t checkpoint_every = 1000; // steps between checkpoints
+  std::string device = "auto";     // "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
+};
+
+void validate(const TrainConfig& c);  // throws diffuse::Error naming the field and valid range
+std::string train_config_to_json(const TrainConfig& c);  // pretty JSON, every field
+// Reads JSON over `base`; unknown keys are an error that lists the valid keys.
+TrainConfig train_config_from_json(const std::string& json_text, const TrainConfig& base = {},
+                                   const std::string& source = "config");
+TrainConfig load_train_config_file(const std::string& path, const TrainConfig& base = {});
+
+torch::Device resolve_device(const std::string& name);  // throws for unknown or unavailable
+
+// A network as the trainer and samplers use it: its parameters and its forward.
+struct Network {
+  std::shared_ptr<torch::nn::Module> module;
+  ModelFn forward;
+};
+Network make_network(const TrainConfig& c);  // c.model.dim must be set
+
+struct TrainHooks {
+  const std::atomic<bool>* stop = nullptr;         // set (e.g. by SIGINT): save and return
+  std::function<bool(int64_t step)> stop_after;    // true after `step`: save and return
+  bool quiet = false;                              // no progress lines
+};
+
+enum class TrainStatus { Finished, Stopped };
+struct TrainResult {
+  TrainStatus status;
+  int64_t step;       // steps done
+  double last_loss;   // mean loss of the last logged interval
+};
+
+// Trains into run_dir. resume: continue from run_dir/checkpoint.safetensors with
+// its saved config (only `steps`, `threads` and the log/checkpoint intervals may
+// differ). A non-finite loss throws, leaving the last good checkpoint in place.
+TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume,
+                  const TrainHooks& hooks = {});
+
+// A trained run, loaded for sampling.
+struct LoadedRun {
+  TrainConfig config;
+  Network network;        // weights: EMA (default) or raw, in eval mode
+  Normalizer normalizer;
+  int64_t step = 0;
+  std::unique_ptr<ModelDenoiser> denoiser;
+};
+LoadedRun load_run(const std::string& run_dir, bool ema = true, const std::string& device = "auto");
+std::string checkpoint_path(const std::string& run_dir);
+
+}  // namespace diffuse

@@ -1,0 +1,4 @@
+#pragma once
+namespace diffuse {
+const char* version();  // "MAJOR.MINOR.PATCH" of the library
+}

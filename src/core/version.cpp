@@ -1,0 +1,4 @@
+#include "diffuse/version.hpp"
+namespace diffuse {
+const char* version() { return DIFFUSE_VERSION; }
+}

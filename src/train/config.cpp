@@ -1,0 +1,189 @@
+// TrainConfig ⇄ JSON, and validation. Unknown keys are errors listing the valid ones.
+#include <torch/torch.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "diffuse/error.hpp"
+#include "diffuse/train.hpp"
+
+namespace diffuse {
+
+using nlohmann::json;
+
+namespace {
+
+// One JSON object ⇄ struct mapping: a list of (key, read, write).
+template <class S>
+struct Field {
+  std::string key;
+  std::function<void(const json&, S&)> read;
+  std::function<void(const S&, json&)> write;
+};
+
+template <class S, class V>
+Field<S> field(const std::string& key, V S::*member) {
+  return {key, [member](const json& j, S& s) { s.*member = j.get<V>(); },
+          [key, member](const S& s, json& j) { j[key] = s.*member; }};
+}
+
+template <class S>
+void read_object(const json& j, S& s, const std::vector<Field<S>>& fields, const std::string& where) {
+  if (!j.is_object()) throw Error(where + " must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    const Field<S>* f = nullptr;
+    for (const auto& cand : fields)
+      if (cand.key == key) f = &cand;
+    if (!f) {
+      std::vector<std::string> keys;
+      for (const auto& cand : fields) keys.push_back(cand.key);
+      throw Error("unknown key '" + key + "' in " + where, "valid keys: " + join(keys));
+    }
+    try {
+      f->read(value, s);
+    } catch (const json::exception& e) {
+      throw Error("bad value for '" + key + "' in " + where + ": " + value.dump(),
+                  "expected a value of the field's type");
+    }
+  }
+}
+
+template <class S>
+json write_object(const S& s, const std::vector<Field<S>>& fields) {
+  json j = json::object();
+  for (const auto& f : fields) f.write(s, j);
+  return j;
+}
+
+const std::vector<Field<ScheduleConfig>>& schedule_fields() {
+  static const std::vector<Field<ScheduleConfig>> f = {
+      {"kind", [](const json& j, ScheduleConfig& s) { s.kind = parse_schedule_kind(j.get<std::string>()); },
+       [](const ScheduleConfig& s, json& j) { j["kind"] = to_string(s.kind); }},
+      field("T", &ScheduleConfig::T),
+      field("beta_start", &ScheduleConfig::beta_start),
+      field("beta_end", &ScheduleConfig::beta_end),
+      field("cosine_s", &ScheduleConfig::cosine_s),
+      field("max_beta", &ScheduleConfig::max_beta),
+      field("beta_max", &ScheduleConfig::beta_max),
+      field("sigmoid_start", &ScheduleConfig::sigmoid_start),
+      field("sigmoid_end", &ScheduleConfig::sigmoid_end),
+      field("betas_file", &ScheduleConfig::betas_file)};
+  return f;
+}
+
+const std::vector<Field<MlpOptions>>& model_fields() {
+  static const std::vector<Field<MlpOptions>> f = {
+      field("dim", &MlpOptions::dim), field("hidden", &MlpOptions::hidden),
+      field("blocks", &MlpOptions::blocks), field("time_dim", &MlpOptions::time_dim),
+      field("num_classes", &MlpOptions::num_classes)};
+  return f;
+}
+
+const std::vector<Field<LossConfig>>& loss_fields() {
+  static const std::vector<Field<LossConfig>> f = {
+      {"weighting", [](const json& j, LossConfig& l) { l.weighting = parse_loss_weighting(j.get<std::string>()); },
+       [](const LossConfig& l, json& j) { j["weighting"] = to_string(l.weighting); }},
+      field("min_snr_gamma", &LossConfig::min_snr_gamma)};
+  return f;
+}
+
+template <class S>
+Field<TrainConfig> section(const std::string& key, S TrainConfig::*member,
+                           const std::vector<Field<S>>& (*fields)()) {
+  return {key, [=](const json& j, TrainConfig& c) { read_object(j, c.*member, fields(), "'" + key + "'"); },
+          [=](const TrainConfig& c, json& j) { j[key] = write_object(c.*member, fields()); }};
+}
+
+const std::vector<Field<TrainConfig>>& train_fields() {
+  static const std::vector<Field<TrainConfig>> f = {
+      field("data", &TrainConfig::data),
+      section("schedule", &TrainConfig::schedule, schedule_fields),
+      {"prediction", [](const json& j, TrainConfig& c) { c.prediction = parse_prediction_type(j.get<std::string>()); },
+       [](const TrainConfig& c, json& j) { j["prediction"] = to_string(c.prediction); }},
+      section("loss", &TrainConfig::loss, loss_fields),
+      section("model", &TrainConfig::model, model_fields),
+      field("normalize", &TrainConfig::normalize),
+      field("steps", &TrainConfig::steps),
+      field("batch", &TrainConfig::batch),
+      field("lr", &TrainConfig::lr),
+      field("weight_decay", &TrainConfig::weight_decay),
+      field("adam_beta1", &TrainConfig::adam_beta1),
+      field("adam_beta2", &TrainConfig::adam_beta2),
+      field("warmup", &TrainConfig::warmup),
+      field("min_lr_ratio", &TrainConfig::min_lr_ratio),
+      field("grad_clip", &TrainConfig::grad_clip),
+      field("ema_decay", &TrainConfig::ema_decay),
+      field("seed", &TrainConfig::seed),
+      field("threads", &TrainConfig::threads),
+      field("log_every", &TrainConfig::log_every),
+      field("checkpoint_every", &TrainConfig::checkpoint_every),
+      field("device", &TrainConfig::device)};
+  return f;
+}
+
+}  // namespace
+
+std::string train_config_to_json(const TrainConfig& c) {
+  return write_object(c, train_fields()).dump(2) + "\n";
+}
+
+TrainConfig train_config_from_json(const std::string& text, const TrainConfig& base,
+                                   const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(source + " is not valid JSON: " + e.what());
+  }
+  TrainConfig c = base;
+  read_object(j, c, train_fields(), source);
+  return c;
+}
+
+TrainConfig load_train_config_file(const std::string& path, const TrainConfig& base) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open config file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return train_config_from_json(ss.str(), base, "'" + path + "'");
+}
+
+void validate(const TrainConfig& c) {
+  auto need = [](bool ok, const std::string& what, const std::string& hint) {
+    if (!ok) throw Error(what, hint);
+  };
+  need(c.steps >= 1, "steps = " + std::to_string(c.steps) + " is invalid", "steps must be >= 1");
+  need(c.batch >= 1, "batch = " + std::to_string(c.batch) + " is invalid", "batch must be >= 1");
+  need(c.lr > 0 && std::isfinite(c.lr), "lr must be a positive number", "e.g. --lr 1e-3");
+  need(c.weight_decay >= 0, "weight_decay must be >= 0", "e.g. 0 or 0.01");
+  need(c.adam_beta1 >= 0 && c.adam_beta1 < 1 && c.adam_beta2 >= 0 && c.adam_beta2 < 1,
+       "adam_beta1 and adam_beta2 must lie in [0, 1)", "the usual values are 0.9 and 0.999");
+  need(c.warmup >= 0, "warmup must be >= 0", "number of linear warm-up steps");
+  need(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must lie in [0, 1]", "e.g. 0.05");
+  need(c.grad_clip >= 0, "grad_clip must be >= 0", "0 turns clipping off");
+  need(c.ema_decay >= 0 && c.ema_decay < 1, "ema_decay must lie in [0, 1)", "e.g. 0.999");
+  need(c.threads >= 0, "threads must be >= 0", "0 keeps LibTorch's default");
+  need(c.log_every >= 1 && c.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1", "");
+  need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
+       "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");
+  make_schedule(c.schedule);  // throws on bad schedule parameters
+  resolve_device(c.device);
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (name == "cpu") return torch::kCPU;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("device '" + name + "' requested but CUDA is not available",
+                  "this LibTorch build or machine has no GPU; use --device cpu");
+    try {
+      return torch::Device(name);
+    } catch (const c10::Error&) {
+    }
+  }
+  throw Error("unknown device '" + name + "'", "valid devices: auto, cpu, cuda, cuda:N");
+}
+
+}  // namespace diffuse

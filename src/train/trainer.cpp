@@ -1,0 +1,262 @@
+// The Trainer: AdamW, warm-up + cosine LR, gradient clipping, EMA, checkpoints
+// that resume exactly, a CSV log and a loss curve.
+//
+// Exact resume: every random draw of step s (data, timesteps, noise) comes from a
+// generator seeded by mix_seed(seed, s), so no RNG state has to be saved; the
+// checkpoint holds the weights, the EMA weights and AdamW's moments and step counts.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "diffuse/error.hpp"
+#include "diffuse/io.hpp"
+#include "diffuse/plot.hpp"
+#include "diffuse/progress.hpp"
+#include "diffuse/sampler.hpp"
+#include "diffuse/train.hpp"
+#include "train/trainer_state.hpp"
+
+namespace diffuse {
+
+namespace {
+
+constexpr uint64_t kNormalizerStream = ~uint64_t(0);  // seed index of the normaliser's draws
+
+// lr(s) for 0-based step s: linear warm-up to lr, then cosine decay to lr·min_lr_ratio.
+double lr_at(const TrainConfig& c, int64_t s) {
+  if (s < c.warmup) return c.lr * double(s + 1) / double(c.warmup);
+  const double span = double(std::max<int64_t>(1, c.steps - c.warmup));
+  const double p = std::min(1.0, double(s - c.warmup) / span);
+  const double lo = c.lr * c.min_lr_ratio;
+  return lo + (c.lr - lo) * 0.5 * (1.0 + std::cos(std::acos(-1.0) * p));
+}
+
+std::string adam_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+void put_optimizer(std::map<std::string, torch::Tensor>& out, torch::optim::AdamW& opt,
+                   torch::nn::Module& m) {
+  for (const auto& p : m.named_parameters()) {
+    auto it = opt.state().find(adam_key(p.value()));
+    if (it == opt.state().end()) continue;
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    out["optim." + p.key() + ".exp_avg"] = st.exp_avg();
+    out["optim." + p.key() + ".exp_avg_sq"] = st.exp_avg_sq();
+    out["optim." + p.key() + ".step"] = torch::tensor(st.step(), torch::kLong);
+  }
+}
+
+void get_optimizer(const std::map<std::string, torch::Tensor>& in, torch::optim::AdamW& opt,
+                   torch::nn::Module& m, const torch::Device& dev) {
+  for (const auto& p : m.named_parameters()) {
+    auto it = in.find("optim." + p.key() + ".exp_avg");
+    if (it == in.end()) continue;
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->exp_avg(it->second.to(dev).clone());
+    st->exp_avg_sq(in.at("optim." + p.key() + ".exp_avg_sq").to(dev).clone());
+    st->step(in.at("optim." + p.key() + ".step").item<int64_t>());
+    opt.state()[adam_key(p.value())] = std::move(st);
+  }
+}
+
+struct LogRow {
+  int64_t step;
+  double loss, lr, grad_norm, it_per_s, elapsed;
+};
+
+std::vector<LogRow> read_log(const std::string& path, int64_t up_to_step) {
+  std::vector<LogRow> rows;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream s(line);
+    LogRow r{};
+    char c;
+    if (s >> r.step >> c >> r.loss >> c >> r.lr >> c >> r.grad_norm >> c >> r.it_per_s >> c >> r.elapsed)
+      if (r.step <= up_to_step) rows.push_back(r);
+  }
+  return rows;
+}
+
+void write_log(const std::string& path, const std::vector<LogRow>& rows) {
+  write_file_atomic(path, [&](std::ostream& out) {
+    out << "step,loss,lr,grad_norm,it_per_s,elapsed_s\n";
+    out.precision(8);
+    for (const auto& r : rows)
+      out << r.step << ',' << r.loss << ',' << r.lr << ',' << r.grad_norm << ',' << r.it_per_s << ','
+          << r.elapsed << '\n';
+  });
+}
+
+void plot_loss(const std::string& path, const std::vector<LogRow>& rows) {
+  if (rows.empty()) return;
+  plot::Series s;
+  s.label = "loss (mean over each log interval)";
+  for (const auto& r : rows) {
+    s.x.push_back(double(r.step));
+    s.y.push_back(r.loss);
+  }
+  plot::Panel p;
+  p.title = "training loss";
+  p.xlabel = "step";
+  p.ylabel = "loss";
+  p.logy = true;
+  p.legend = false;
+  p.series.push_back(std::move(s));
+  plot::Figure f;
+  f.panels.push_back(std::move(p));
+  f.width = 720;
+  f.height = 420;
+  plot::save_png(f, path);
+}
+
+}  // namespace
+
+TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, const TrainHooks& hooks) {
+  const std::string ckpt = checkpoint_path(run_dir);
+  SafetensorsFile saved;
+  int64_t start_step = 0;
+  if (resume) {
+    if (!std::filesystem::exists(ckpt))
+      throw Error("cannot resume: no checkpoint at '" + ckpt + "'", "start the run without --resume");
+    saved = load_safetensors(ckpt);
+    auto h = read_checkpoint_header(saved.metadata, ckpt);
+    // Keep everything that shapes the run; take only the allowed overrides.
+    TrainConfig r = h.config;
+    r.steps = cfg.steps;
+    r.threads = cfg.threads;
+    r.log_every = cfg.log_every;
+    r.checkpoint_every = cfg.checkpoint_every;
+    r.device = cfg.device;
+    cfg = r;
+    start_step = h.step;
+    if (start_step >= cfg.steps)
+      throw Error("the run in '" + run_dir + "' already has " + std::to_string(start_step) +
+                  " steps (steps = " + std::to_string(cfg.steps) + ")",
+                  "pass a larger --steps to train further");
+  } else if (std::filesystem::exists(ckpt)) {
+    throw Error("'" + run_dir + "' already holds a run", "pass --resume to continue it, or choose another --out");
+  }
+  validate(cfg);
+  if (cfg.threads > 0) at::set_num_threads(int(cfg.threads));
+  const torch::Device dev = resolve_device(cfg.device);
+  ensure_dir(run_dir);
+
+  // Data and its normalisation.
+  auto data = make_vector_source(cfg.data);
+  cfg.model.dim = data->dim();
+  Normalizer norm;
+  if (resume && saved.tensors.count("norm.mean")) {
+    norm = {saved.tensors.at("norm.mean"), saved.tensors.at("norm.std")};
+  } else if (cfg.normalize) {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, kNormalizerStream));
+    norm = Normalizer::fit(data->all().defined() ? data->all() : data->sample(10000, g));
+  }
+  const NoiseSchedule schedule = make_schedule(cfg.schedule);
+
+  // Network, EMA copy, optimizer.
+  torch::manual_seed(cfg.seed);
+  Network net = make_network(cfg), ema = make_network(cfg);
+  net.module->to(dev);
+  ema.module->to(dev);
+  {
+    torch::NoGradGuard g;
+    auto src = net.module->parameters(), dst = ema.module->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  ema.module->eval();
+  torch::optim::AdamW opt(net.module->parameters(),
+                          torch::optim::AdamWOptions(cfg.lr)
+                              .betas({cfg.adam_beta1, cfg.adam_beta2})
+                              .weight_decay(cfg.weight_decay));
+  if (resume) {
+    get_module(saved.tensors, "model.", *net.module, ckpt);
+    get_module(saved.tensors, "ema.", *ema.module, ckpt);
+    get_optimizer(saved.tensors, opt, *net.module, dev);
+  }
+  ModelDenoiser denoiser(net.forward, schedule, cfg.prediction);
+
+  write_file_atomic(run_dir + "/config.json", [&](std::ostream& o) { o << train_config_to_json(cfg); });
+  const std::string log_path = run_dir + "/log.csv", plot_path = run_dir + "/loss.png";
+  std::vector<LogRow> log = resume ? read_log(log_path, start_step) : std::vector<LogRow>{};
+
+  auto save_checkpoint = [&](int64_t step) {
+    std::map<std::string, torch::Tensor> t;
+    put_module(t, "model.", *net.module);
+    put_module(t, "ema.", *ema.module);
+    put_optimizer(t, opt, *net.module);
+    if (norm.mean.defined()) {
+      t["norm.mean"] = norm.mean;
+      t["norm.std"] = norm.std;
+    }
+    save_safetensors(ckpt, t, checkpoint_metadata(cfg, step));
+    write_log(log_path, log);
+    plot_loss(plot_path, log);
+  };
+
+  Progress progress("step", cfg.steps, start_step, cfg.log_every, hooks.quiet);
+  auto params = net.module->parameters();
+  auto ema_params = ema.module->parameters();
+  double interval_loss = 0, interval_gn = 0, last_loss = NAN;
+  int64_t interval_n = 0, step = start_step;
+  net.module->train();
+  while (step < cfg.steps) {
+    const double lr = lr_at(cfg, step);
+    for (auto& group : opt.param_groups()) group.options().set_lr(lr);
+    // All randomness of this step from one generator: resumable without RNG state.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, uint64_t(step)));
+    torch::manual_seed(mix_seed(cfg.seed ^ 0x5eedULL, uint64_t(step)));
+    auto x0 = norm.encode(data->sample(cfg.batch, gen)).to(dev);
+    auto t = torch::randint(0, schedule.T(), {cfg.batch}, gen, torch::dtype(torch::kLong)).to(dev);
+    auto noise = torch::randn(x0.sizes(), gen, torch::dtype(torch::kFloat32)).to(dev);
+
+    opt.zero_grad();
+    auto loss = denoiser.loss(x0, t, noise, cfg.loss);
+    const double loss_v = loss.item<double>();
+    if (!std::isfinite(loss_v)) {
+      const bool have = std::filesystem::exists(ckpt);
+      throw Error("the loss became " + std::string(std::isnan(loss_v) ? "NaN" : "infinite") +
+                      " at step " + std::to_string(step + 1) + "; training stopped",
+                  have ? "the last good checkpoint is kept at '" + ckpt +
+                             "'; lower --lr or raise warmup, then --resume"
+                       : "no checkpoint was written yet; lower --lr or raise warmup");
+    }
+    loss.backward();
+    double gn = 0;
+    if (cfg.grad_clip > 0) gn = torch::nn::utils::clip_grad_norm_(params, cfg.grad_clip);
+    opt.step();
+    ++step;
+    {  // EMA with warm-up: decay = min(ema_decay, (1 + s)/(10 + s)).
+      torch::NoGradGuard g;
+      const double d = std::min(cfg.ema_decay, (1.0 + double(step)) / (10.0 + double(step)));
+      for (size_t i = 0; i < params.size(); ++i) ema_params[i].mul_(d).add_(params[i].detach(), 1.0 - d);
+    }
+    interval_loss += loss_v;
+    interval_gn += gn;
+    ++interval_n;
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss_v, lr);
+    progress.update(step, extra);
+    if (step % cfg.log_every == 0 || step == cfg.steps) {
+      last_loss = interval_loss / double(interval_n);
+      log.push_back({step, last_loss, lr, interval_gn / double(interval_n), progress.rate(),
+                     progress.elapsed()});
+      interval_loss = interval_gn = 0;
+      interval_n = 0;
+    }
+    const bool stop = (hooks.stop && hooks.stop->load()) || (hooks.stop_after && hooks.stop_after(step));
+    if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop) save_checkpoint(step);
+    if (stop && step < cfg.steps) {
+      progress.finish("stopped; checkpoint saved");
+      return {TrainStatus::Stopped, step, last_loss};
+    }
+  }
+  progress.finish("done");
+  return {TrainStatus::Finished, step, last_loss};
+}
+
+}  // namespace diffuse
