@@ -51,6 +51,10 @@ NoiseSchedule::NoiseSchedule(std::vector<double> betas) : betas_(std::move(betas
       throw Error("beta[" + std::to_string(i) + "] = " + fmt(b) + " is outside (0, 1)",
                   "every β must satisfy 0 < β < 1; check the schedule parameters");
     prod *= 1.0 - b;  // ᾱ_t = Π_{s≤t} α_s
+    if (!(prod > 0.0))
+      throw Error("alpha_bar underflows to 0 at t = " + std::to_string(i) +
+                      ": the schedule destroys the signal completely",
+                  "use fewer steps T or a smaller max_beta / beta_end");
     alphas_cumprod_[i] = prod;
   }
 }

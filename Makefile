@@ -1,0 +1,48 @@
+# diffuse — the two commands of the README:
+#   make demo   installs missing Debian packages, builds, trains small models, writes pictures
+#   make test   builds and runs every test
+.PHONY: all setup build test demo bench clean install
+
+BUILD ?= build
+PREFIX ?= $(CURDIR)/install
+# Every Debian package the project needs to build, test and run the demo.
+PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pthread \
+            libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
+            libgtest-dev googletest fonts-dejavu-core
+export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros
+export CCACHE_DIR ?= $(HOME)/.cache/ccache
+
+all: build
+
+setup:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages. Run as root:"; \
+	    echo "  sudo apt-get install -y" $$missing; \
+	    exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/build.ninja: | setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+build: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 1200
+
+demo: build
+	bash tools/demo.sh $(BUILD)/diffuse out/demo
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) out
