@@ -60,11 +60,11 @@ void add_sample(CLI::App& app) {
       auto x_T = noise.randn({D}, torch::TensorOptions().device(dev));
       StepCallback cb;
       if (!o->chain.empty() && first == 0) {
-        chain.push_back({"x_T (t = " + std::to_string(T - 1) + ", noise)", run.normalizer.decode(x_T.cpu())});
+        chain.push_back({"x_T (t = " + std::to_string(T - 1) + ", noise)", x_T.cpu()});
         cb = [&](const StepInfo& s) {
           for (size_t k = 1; k < marks.size(); ++k)
             if (s.t == marks[k] && !(k + 1 < marks.size() && marks[k + 1] == s.t))
-              chain.push_back({"t = " + std::to_string(s.t), run.normalizer.decode(s.x.cpu())});
+              chain.push_back({"t = " + std::to_string(s.t), s.x.cpu()});
         };
       }
       NoiseStream step_noise(mix_seed(o->seed, 1), first, b);
@@ -81,7 +81,8 @@ void add_sample(CLI::App& app) {
     std::printf("wrote %lld samples to %s/samples.csv and %s/samples.png\n", (long long)o->n, o->out.c_str(),
                 o->out.c_str());
     if (!o->chain.empty()) {
-      save_process_figure(o->chain, "reverse process (DDPM), " + run.config.data, chain, true);
+      save_process_figure(o->chain, "reverse process (" + o->sampler + "), " + run.config.data +
+                                          " — in the model's standardised space", chain, true);
       std::printf("wrote the reverse chain to %s\n", o->chain.c_str());
     }
   });
