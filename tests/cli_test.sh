@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The CLI end to end: help, errors (message, hint, exit code), files written,
+# Ctrl-C saving a resumable checkpoint.
+set -uo pipefail
+BIN=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export OMP_NUM_THREADS=1
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect_fail NAME "substring of stderr" cmd...
+expect_fail() {
+  local name=$1 want=$2
+  shift 2
+  local err
+  err=$("$@" 2>&1 >/dev/null)
+  local rc=$?
+  if [ $rc -eq 0 ]; then bad "$name: exit 0"; return; fi
+  if [[ "$err" != *"$want"* ]]; then bad "$name: stderr lacks '$want': $err"; return; fi
+  ok
+}
+expect_ok() {
+  local name=$1
+  shift
+  if "$@" >"$T/out.txt" 2>"$T/err.txt"; then ok; else bad "$name: $(cat "$T/err.txt")"; fi
+}
+
+# help documents flags with defaults
+"$BIN" train --help | grep -q -- "--steps INT=5000" && ok || bad "train --help shows --steps default"
+"$BIN" schedule --help | grep -q -- "--beta-end FLOAT=0.02" && ok || bad "schedule --help shows --beta-end default"
+"$BIN" sample --help | grep -q -- "--variance TEXT=beta-tilde" && ok || bad "sample --help shows --variance default"
+expect_ok info "$BIN" info
+grep -q "LibTorch" "$T/out.txt" && grep -q "BLAS" "$T/out.txt" && ok || bad "info prints LibTorch and BLAS"
+
+# schedule CSV
+expect_ok schedule "$BIN" schedule --schedule cosine --T 10
+[ "$(head -1 "$T/out.txt")" = "t,beta,alpha_bar" ] && [ "$(wc -l <"$T/out.txt")" = 11 ] && ok || bad "schedule CSV shape"
+expect_fail bad-schedule "valid schedules: linear, cosine, sigmoid, sin2, quadratic, custom" "$BIN" schedule --schedule cosinus
+expect_fail bad-T "T must be at least 1" "$BIN" schedule --T 0
+expect_fail bad-beta "outside (0, 1)" "$BIN" schedule --beta-end 1.5
+printf '0.1\n0.2\n0.3\n' >"$T/betas.txt"
+expect_ok custom "$BIN" schedule --betas-file "$T/betas.txt"
+grep -q "^2,0.29999999999999999,0.504" "$T/out.txt" && ok || bad "custom schedule values"
+
+# data
+expect_ok data "$BIN" data --data toy:moons --n 50 --out "$T/moons.csv"
+[ "$(wc -l <"$T/moons.csv")" = 50 ] && ok || bad "data writes n rows"
+expect_fail bad-spec "valid specs: signals, toy:swissroll" "$BIN" data --data circle --n 5 --out "$T/x.csv"
+expect_fail bad-spec2 "valid toys" "$BIN" data --data toy:circles --n 5 --out "$T/x.csv"
+printf '1,2\n3,x\n' >"$T/bad.csv"
+expect_fail bad-csv "bad.csv:2: field 2 ('x') is not a finite number" "$BIN" train --data "csv:$T/bad.csv" --out "$T/r0" --steps 2
+
+# config errors
+echo '{"stpes": 3}' >"$T/c.json"
+expect_fail unknown-key "valid keys: data, schedule" "$BIN" train --config "$T/c.json" --out "$T/r1"
+expect_fail bad-lr "lr must be a positive number" "$BIN" train --data toy:moons --lr -1 --out "$T/r1"
+
+# train → sample → files
+cat >"$T/small.json" <<JSON
+{"data": "toy:8gaussians", "schedule": {"kind": "linear", "T": 50}, "model": {"hidden": 32, "blocks": 1},
+ "steps": 30, "batch": 32, "log_every": 10}
+JSON
+expect_ok train "$BIN" train --config "$T/small.json" --out "$T/run"
+for f in config.json checkpoint.safetensors log.csv loss.png; do [ -s "$T/run/$f" ] && ok || bad "run file $f"; done
+grep -q '"T": 50' "$T/run/config.json" && ok || bad "resolved config saved"
+expect_fail rerun "already holds a run" "$BIN" train --config "$T/small.json" --out "$T/run"
+expect_fail resume-done "already has 30 steps" "$BIN" train --out "$T/run" --resume
+expect_fail resume-change "cannot change when resuming" "$BIN" train --out "$T/run" --resume --lr 0.1
+expect_ok sample "$BIN" sample --run "$T/run" --n 20 --out "$T/s" --chain "$T/chain.png"
+[ "$(wc -l <"$T/s/samples.csv")" = 20 ] && [ -s "$T/s/samples.png" ] && [ -s "$T/chain.png" ] && ok || bad "sample files"
+# sample i does not depend on the batch it was drawn in
+expect_ok sample-b "$BIN" sample --run "$T/run" --n 20 --batch 7 --out "$T/s7"
+cmp -s "$T/s/samples.csv" "$T/s7/samples.csv" && ok || bad "samples independent of --batch"
+expect_fail sample-norun "no checkpoint at" "$BIN" sample --run "$T/nothing" --n 2 --out "$T/s2"
+expect_fail bad-sampler "valid samplers: ddpm" "$BIN" sample --run "$T/run" --n 2 --out "$T/s3" --sampler euler-a
+expect_ok eval "$BIN" eval swd --a "$T/s/samples.csv" --b "$T/moons.csv"
+grep -q "sliced_wasserstein_2" "$T/out.txt" && ok || bad "eval swd prints the distance"
+expect_ok forward "$BIN" forward --data signals --schedule sigmoid --T 100 --beta-max 0.1 --out "$T/fwd.png"
+[ -s "$T/fwd.png" ] && ok || bad "forward writes the PNG"
+
+# Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
+sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"
+"$BIN" train --config "$T/long.json" --out "$T/int" >"$T/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -s "$T/int/config.json" ] && break; sleep 0.1; done
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && ok || bad "SIGINT exit code $rc (want 130)"
+[ -s "$T/int/checkpoint.safetensors" ] && ok || bad "SIGINT saved a checkpoint"
+ls "$T/int" | grep -q tmp- && bad "temp file left behind" || ok
+expect_ok resume "$BIN" train --out "$T/int" --resume --steps 2000
+grep -q "trained 2000 steps" "$T/out.txt" && ok || bad "resume reached --steps"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
