@@ -84,7 +84,8 @@ TEST_P(DdpmOracle, ReproducesGaussianMeanAndCovariance) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variances, DdpmOracle,
-                         ::testing::Values(DdpmVariance::BetaTilde, DdpmVariance::Beta));
+                         ::testing::Values(DdpmVariance::BetaTilde, DdpmVariance::Beta),
+                         [](const auto& info) { return info.param == DdpmVariance::Beta ? "Beta" : "BetaTilde"; });
 
 TEST(NoiseStream, SampleDependsOnlyOnSeedAndIndex) {
   NoiseStream all(5, 0, 6), tail(5, 4, 2);

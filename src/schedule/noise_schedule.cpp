@@ -54,7 +54,7 @@ NoiseSchedule::NoiseSchedule(std::vector<double> betas) : betas_(std::move(betas
     if (!(prod > 0.0))
       throw Error("alpha_bar underflows to 0 at t = " + std::to_string(i) +
                       ": the schedule destroys the signal completely",
-                  "use fewer steps T or a smaller max_beta / beta_end");
+                  "use fewer steps T (sin2 builds up to T = 551 with max_beta 0.999) or smaller betas");
     alphas_cumprod_[i] = prod;
   }
 }

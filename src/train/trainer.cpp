@@ -221,9 +221,9 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
       const bool have = std::filesystem::exists(ckpt);
       throw Error("the loss became " + std::string(std::isnan(loss_v) ? "NaN" : "infinite") +
                       " at step " + std::to_string(step + 1) + "; training stopped",
-                  have ? "the last good checkpoint is kept at '" + ckpt +
-                             "'; lower --lr or raise warmup, then --resume"
-                       : "no checkpoint was written yet; lower --lr or raise warmup");
+                  (have ? "the last good checkpoint is kept at '" + ckpt + "'. " : "no checkpoint was written yet. ") +
+                      "Start a new run with a lower --lr or a longer warmup (config key 'warmup'), "
+                      "or check the data for extreme values");
     }
     loss.backward();
     double gn = 0;
