@@ -150,12 +150,34 @@ void Renderer::draw(const Panel& pan, double x0, double y0, double x1, double y1
   }
   // Axes, ticks and labels on top, in black.
   pls_.col0(kFg), pls_.width(1.0), pls_.lsty(1);
-  pls_.box("bcnst", 0, 0, ("bcnstv" + logopt).c_str(), 0, 0);
+  // A log y axis is labelled by hand at 1, 2, 5 × 10^k (only 10^k when that
+  // makes too many), so that a range inside one decade still gets labels.
+  size_t log_label_chars = 0;
+  pls_.box("bcnst", 0, 0, (pan.logy ? "bcstvl" : "bcnstv"), 0, 0);
+  if (pan.logy) {
+    const double lo = std::min(yr.first, yr.second), hi = std::max(yr.first, yr.second);
+    std::vector<double> at;
+    for (int only_decades = 0; only_decades < 2 && (at.empty() || at.size() > 8); ++only_decades) {
+      at.clear();
+      for (int k = int(std::floor(lo)) - 1; k <= int(std::ceil(hi)) + 1; ++k)
+        for (double m : {1.0, 2.0, 5.0}) {
+          if (only_decades && m != 1.0) continue;
+          const double v = std::log10(m) + k;
+          if (v >= lo - 1e-9 && v <= hi + 1e-9) at.push_back(v);
+        }
+    }
+    for (double v : at) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", std::pow(10.0, v));
+      log_label_chars = std::max(log_label_chars, std::strlen(text));
+      pls_.mtex("lv", 0.7, (v - yr.first) / (yr.second - yr.first), 1.0, text);
+    }
+  }
   PLINT digmax = 0, digits = 0;
   pls_.gyax(digmax, digits);
   if (!pan.xlabel.empty()) pls_.mtex("b", 3.1, 0.5, 0.5, pan.xlabel.c_str());
-  if (!pan.ylabel.empty()) {  // clear the widest tick label (log labels are "10^k")
-    double d = pan.logy ? 3.4 : std::max<PLINT>(digits, 2);
+  if (!pan.ylabel.empty()) {  // clear the widest tick label
+    double d = pan.logy ? double(std::max<size_t>(log_label_chars, 2)) : std::max<PLINT>(digits, 2);
     pls_.mtex("l", 1.6 + 0.62 * d, 0.5, 0.5, pan.ylabel.c_str());
   }
   if (!pan.title.empty()) font(1.1), pls_.mtex("t", 0.9, 0.5, 0.5, pan.title.c_str()), font(1.0);
