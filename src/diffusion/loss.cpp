@@ -5,36 +5,23 @@
 
 #include "diffuse/diffusion.hpp"
 #include "diffuse/error.hpp"
+#include "core/enum_names.hpp"
 
 namespace diffuse {
 
 namespace {
-const std::vector<std::pair<LossWeighting, std::string>>& weighting_names() {
-  static const std::vector<std::pair<LossWeighting, std::string>> n = {
-      {LossWeighting::Simple, "simple"}, {LossWeighting::X0, "x0"},
-      {LossWeighting::V, "v"}, {LossWeighting::MinSnr, "min-snr"}};
+const EnumNames<LossWeighting>& weighting_names() {
+  static const EnumNames<LossWeighting> n("loss weighting", {{LossWeighting::Simple, "simple"},
+                                                             {LossWeighting::X0, "x0"},
+                                                             {LossWeighting::V, "v"},
+                                                             {LossWeighting::MinSnr, "min-snr"}});
   return n;
 }
 }  // namespace
 
-std::string to_string(LossWeighting w) {
-  for (const auto& [k, n] : weighting_names())
-    if (k == w) return n;
-  return "?";
-}
-
-std::vector<std::string> loss_weighting_names() {
-  std::vector<std::string> out;
-  for (const auto& kn : weighting_names()) out.push_back(kn.second);
-  return out;
-}
-
-LossWeighting parse_loss_weighting(const std::string& name) {
-  for (const auto& [k, n] : weighting_names())
-    if (n == name) return k;
-  throw Error("unknown loss weighting '" + name + "'",
-              "valid loss weightings: " + join(loss_weighting_names()));
-}
+std::string to_string(LossWeighting w) { return weighting_names().name(w); }
+std::vector<std::string> loss_weighting_names() { return weighting_names().names(); }
+LossWeighting parse_loss_weighting(const std::string& name) { return weighting_names().parse(name); }
 
 torch::Tensor loss_weight(const NoiseSchedule& s, PredictionType p, const LossConfig& cfg,
                           const torch::Tensor& t) {

@@ -2,31 +2,28 @@
 #include <torch/torch.h>
 
 #include "diffuse/error.hpp"
+#include "core/enum_names.hpp"
 #include "diffuse/sampler.hpp"
 
 namespace diffuse {
 
-std::string to_string(SamplerKind k) {
-  switch (k) {
-    case SamplerKind::Ddpm: return "ddpm";
-  }
-  return "?";
+namespace {
+const EnumNames<SamplerKind>& sampler_names() {
+  static const EnumNames<SamplerKind> n("sampler", {{SamplerKind::Ddpm, "ddpm"}});
+  return n;
 }
-
-std::vector<std::string> sampler_kind_names() { return {"ddpm"}; }
-
-SamplerKind parse_sampler_kind(const std::string& name) {
-  if (name == "ddpm") return SamplerKind::Ddpm;
-  throw Error("unknown sampler '" + name + "'", "valid samplers: " + join(sampler_kind_names()));
+const EnumNames<DdpmVariance>& variance_names() {
+  static const EnumNames<DdpmVariance> n("DDPM variance",
+                                         {{DdpmVariance::Beta, "beta"}, {DdpmVariance::BetaTilde, "beta-tilde"}});
+  return n;
 }
+}  // namespace
 
-std::string to_string(DdpmVariance v) { return v == DdpmVariance::Beta ? "beta" : "beta-tilde"; }
-
-DdpmVariance parse_ddpm_variance(const std::string& name) {
-  if (name == "beta") return DdpmVariance::Beta;
-  if (name == "beta-tilde") return DdpmVariance::BetaTilde;
-  throw Error("unknown DDPM variance '" + name + "'", "valid choices: beta, beta-tilde");
-}
+std::string to_string(SamplerKind k) { return sampler_names().name(k); }
+std::vector<std::string> sampler_kind_names() { return sampler_names().names(); }
+SamplerKind parse_sampler_kind(const std::string& name) { return sampler_names().parse(name); }
+std::string to_string(DdpmVariance v) { return variance_names().name(v); }
+DdpmVariance parse_ddpm_variance(const std::string& name) { return variance_names().parse(name); }
 
 torch::Tensor sample(const Denoiser& denoiser, torch::Tensor x_T, const SamplerConfig& cfg,
                      NoiseStream& noise, const StepCallback& callback, const Conditioning& cond) {

@@ -4,15 +4,19 @@
 
 #include "diffuse/error.hpp"
 #include "diffuse/schedule.hpp"
+#include "core/enum_names.hpp"
 
 namespace diffuse {
 
 namespace {
-const std::vector<std::pair<ScheduleKind, std::string>>& kind_names() {
-  static const std::vector<std::pair<ScheduleKind, std::string>> names = {
-      {ScheduleKind::Linear, "linear"},   {ScheduleKind::Cosine, "cosine"},
-      {ScheduleKind::Sigmoid, "sigmoid"}, {ScheduleKind::Sin2, "sin2"},
-      {ScheduleKind::Quadratic, "quadratic"}, {ScheduleKind::Custom, "custom"}};
+const EnumNames<ScheduleKind>& kind_names() {
+  static const EnumNames<ScheduleKind> names(
+      "schedule", {{ScheduleKind::Linear, "linear"},
+                   {ScheduleKind::Cosine, "cosine"},
+                   {ScheduleKind::Sigmoid, "sigmoid"},
+                   {ScheduleKind::Sin2, "sin2"},
+                   {ScheduleKind::Quadratic, "quadratic"},
+                   {ScheduleKind::Custom, "custom"}});
   return names;
 }
 
@@ -23,23 +27,9 @@ std::string fmt(double v) {
 }
 }  // namespace
 
-std::string to_string(ScheduleKind kind) {
-  for (const auto& [k, n] : kind_names())
-    if (k == kind) return n;
-  return "?";
-}
-
-std::vector<std::string> schedule_kind_names() {
-  std::vector<std::string> out;
-  for (const auto& kn : kind_names()) out.push_back(kn.second);
-  return out;
-}
-
-ScheduleKind parse_schedule_kind(const std::string& name) {
-  for (const auto& [k, n] : kind_names())
-    if (n == name) return k;
-  throw Error("unknown schedule '" + name + "'", "valid schedules: " + join(schedule_kind_names()));
-}
+std::string to_string(ScheduleKind kind) { return kind_names().name(kind); }
+std::vector<std::string> schedule_kind_names() { return kind_names().names(); }
+ScheduleKind parse_schedule_kind(const std::string& name) { return kind_names().parse(name); }
 
 NoiseSchedule::NoiseSchedule(std::vector<double> betas) : betas_(std::move(betas)) {
   if (betas_.empty()) throw Error("a schedule needs T >= 1 steps");
