@@ -8,7 +8,8 @@ PREFIX ?= $(CURDIR)/install
 # Every Debian package the project needs to build, test and run the demo.
 PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pthread \
             libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
-            libgtest-dev googletest fonts-dejavu-core
+            libgtest-dev googletest fonts-dejavu-core \
+            libpng-dev libgif-dev zlib1g-dev dataset-fashion-mnist
 export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 

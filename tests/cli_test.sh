@@ -54,7 +54,7 @@ expect_fail bad-csv "bad.csv:2: field 2 ('x') is not a finite number" "$BIN" tra
 
 # config errors
 echo '{"stpes": 3}' >"$T/c.json"
-expect_fail unknown-key "valid keys: data, schedule" "$BIN" train --config "$T/c.json" --out "$T/r1"
+expect_fail unknown-key "valid keys: data, data_dir" "$BIN" train --config "$T/c.json" --out "$T/r1"
 expect_fail bad-lr "lr must be a positive number" "$BIN" train --data toy:moons --lr -1 --out "$T/r1"
 
 # train → sample → files

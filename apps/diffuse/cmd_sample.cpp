@@ -1,4 +1,4 @@
-// diffuse sample: draw samples from a trained run.
+// diffuse sample: draw samples from a trained run (vectors → CSV + plot; images → PNGs).
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -6,7 +6,10 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
+#include "diffuse/guidance.hpp"
+#include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
 #include "diffuse/progress.hpp"
 #include "diffuse/sampler.hpp"
@@ -15,28 +18,51 @@
 
 namespace diffuse::cli {
 
+namespace {
+struct Opts {
+  std::string run, out, chain, grid, strip, weights = "ema", device = "auto", cls;
+  std::string sampler = to_string(SamplerConfig{}.kind), variance = to_string(SamplerConfig{}.ddpm_variance);
+  int64_t n = 1000, batch = 256;
+  uint64_t seed = 0;
+  double clip = SamplerConfig{}.clip_x0, guidance = 1.0;
+};
+
+// --class: a number or a class name of the run's data.
+int64_t parse_class(const std::string& s, const std::vector<std::string>& names, int64_t num_classes) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == s) return int64_t(i);
+  try {
+    size_t used = 0;
+    const long k = std::stol(s, &used);
+    if (used == s.size() && k >= 0 && k < num_classes) return k;
+  } catch (const std::exception&) {
+  }
+  throw Error("unknown class '" + s + "'", "valid classes: 0 … " + std::to_string(num_classes - 1) +
+                                               (names.empty() ? "" : " or " + join(names)));
+}
+}  // namespace
+
 void add_sample(CLI::App& app) {
-  struct Opts {
-    std::string run, out, chain, weights = "ema", device = "auto";
-    std::string sampler = to_string(SamplerConfig{}.kind), variance = to_string(SamplerConfig{}.ddpm_variance);
-    int64_t n = 1000, batch = 1000;
-    uint64_t seed = 0;
-    double clip = SamplerConfig{}.clip_x0;
-  };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained run");
   cmd->add_option("--run", o->run, "run folder written by 'diffuse train'")->required();
   cmd->add_option("--n", o->n, "number of samples")->capture_default_str();
-  cmd->add_option("--out", o->out, "output folder (samples.csv, samples.png)")->required();
+  cmd->add_option("--out", o->out, "output folder (vectors: samples.csv, samples.png; images: 000000.png …)")
+      ->required();
   cmd->add_option("--sampler", o->sampler, "sampler: " + join(sampler_kind_names()))->capture_default_str();
   cmd->add_option("--variance", o->variance, "ddpm: reverse variance, beta or beta-tilde")->capture_default_str();
-  cmd->add_option("--clip", o->clip, "clamp the x0 estimate to [-clip, clip] in normalised units (0: off)")
+  cmd->add_option("--clip", o->clip, "clamp the x0 estimate to [-clip, clip] in model units (0: off)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed; sample i depends only on (seed, i)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "samples drawn at once")->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
-  cmd->add_option("--chain", o->chain, "also draw the reverse chain of a few samples to this PNG");
+  cmd->add_option("--class", o->cls, "class-conditional runs: a class number or name (default: classes in turn)");
+  cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale w (1: conditional, 0: unconditional)")
+      ->capture_default_str();
+  cmd->add_option("--chain", o->chain, "the reverse process of the first samples (vectors: PNG; images: GIF)");
+  cmd->add_option("--grid", o->grid, "images: a grid of all samples to this PNG");
+  cmd->add_option("--strip", o->strip, "images: x_t at several t, one row per sample (first 8), to this PNG");
   cmd->callback([o] {
     if (o->n < 1 || o->batch < 1) throw Error("--n and --batch must be >= 1");
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
@@ -46,43 +72,95 @@ void add_sample(CLI::App& app) {
     sc.clip_x0 = o->clip;
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
-    const int64_t D = run.config.model.dim, T = run.denoiser->schedule().T();
+    const bool image = is_image_spec(run.config.data);
+    const std::vector<int64_t> shape =
+        image ? std::vector<int64_t>{run.config.unet.in_channels, run.config.unet.image_size, run.config.unet.image_size}
+              : std::vector<int64_t>{run.config.model.dim};
+    const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
+    const int64_t T = run.denoiser->schedule().T();
+    if (!o->cls.empty() && num_classes == 0)
+      throw Error("--class needs a class-conditional run", "train with \"class_conditional\": true");
+    const int64_t fixed_class = o->cls.empty() ? -1 : parse_class(o->cls, run.class_names, num_classes);
+    GuidedDenoiser guided(*run.denoiser, o->guidance, num_classes);
+    const Denoiser& denoiser = num_classes > 0 ? static_cast<const Denoiser&>(guided) : *run.denoiser;
     ensure_dir(o->out);
 
-    // The chain: snapshots of the first batch at ~6 timesteps.
+    // Reverse-chain snapshots of the first batch: 6 for vectors, ~40 GIF frames for images.
     std::vector<Snapshot> chain;
+    std::vector<torch::Tensor> frames, strip;
+    const int64_t shown = std::min<int64_t>(o->n, 16), strip_rows = std::min<int64_t>(o->n, 8);
     const std::vector<int64_t> marks = {T - 1, (3 * T) / 4, T / 2, T / 4, T / 10, 0};
     std::vector<torch::Tensor> parts;
     Progress progress("sampling", o->n, 0, 1, false);
     for (int64_t first = 0; first < o->n; first += o->batch) {
       const int64_t b = std::min(o->batch, o->n - first);
       NoiseStream noise(o->seed, first, b);
-      auto x_T = noise.randn({D}, torch::TensorOptions().device(dev));
+      auto x_T = noise.randn(shape, torch::TensorOptions().device(dev));
+      Conditioning cond;
+      if (num_classes > 0)
+        cond.labels = (fixed_class >= 0 ? torch::full({b}, fixed_class, torch::kLong)
+                                        : torch::arange(first, first + b, torch::kLong) % num_classes)
+                          .to(dev);
       StepCallback cb;
-      if (!o->chain.empty() && first == 0) {
+      if (first == 0 && (!o->chain.empty() || !o->strip.empty())) {
+        auto keep = [&](const torch::Tensor& x, int64_t rows) { return x.slice(0, 0, rows).cpu(); };
         chain.push_back({"x_T (t = " + std::to_string(T - 1) + ", noise)", x_T.cpu()});
-        cb = [&](const StepInfo& s) {
-          for (size_t k = 1; k < marks.size(); ++k)
-            if (s.t == marks[k] && !(k + 1 < marks.size() && marks[k + 1] == s.t))
-              chain.push_back({"t = " + std::to_string(s.t), s.x.cpu()});
+        frames.push_back(keep(x_T, shown));
+        strip.push_back(keep(x_T, strip_rows));
+        cb = [&, T](const StepInfo& s) {
+          if (image) {
+            if (s.step % std::max<int64_t>(1, T / 40) == 0 || s.t == 0) frames.push_back(keep(s.x, shown));
+            if (s.t % std::max<int64_t>(1, T / 8) == 0 && s.t > 0) strip.push_back(keep(s.x, strip_rows));
+            if (s.t == 0) strip.push_back(keep(s.x, strip_rows));
+          } else {
+            for (size_t k = 1; k < marks.size(); ++k)
+              if (s.t == marks[k] && !(k + 1 < marks.size() && marks[k + 1] == s.t))
+                chain.push_back({"t = " + std::to_string(s.t), s.x.cpu()});
+          }
         };
       }
       NoiseStream step_noise(mix_seed(o->seed, 1), first, b);
-      auto x = sample(*run.denoiser, x_T, sc, step_noise, cb);
-      parts.push_back(run.normalizer.decode(x.cpu()));
+      auto x = sample(denoiser, x_T, sc, step_noise, cb, cond).cpu();
+      if (image) {
+        auto u8 = to_uint8(x);
+        for (int64_t i = 0; i < b; ++i) {
+          char name[32];
+          std::snprintf(name, sizeof name, "/%06lld.png", (long long)(first + i));
+          write_png(o->out + name, u8[i]);
+        }
+        parts.push_back(u8);
+      } else {
+        parts.push_back(run.normalizer.decode(x));
+      }
       progress.update(first + b);
     }
     progress.finish();
     auto samples = torch::cat(parts);
+    if (image) {
+      const int64_t nrow = num_classes > 0 && fixed_class < 0 ? num_classes
+                                                               : int64_t(std::ceil(std::sqrt(double(o->n))));
+      if (!o->grid.empty()) write_png(o->grid, make_grid(samples, nrow, 2));
+      if (!o->chain.empty()) {
+        std::vector<torch::Tensor> gif;
+        for (auto& f : frames) gif.push_back(make_grid(to_uint8(f), int64_t(std::ceil(std::sqrt(double(shown)))), 2));
+        write_gif(o->chain, gif, 8, 12, 3);
+      }
+      if (!o->strip.empty())
+        write_png(o->strip, make_grid(to_uint8(torch::stack(strip, 1).flatten(0, 1)), int64_t(strip.size()), 2));
+      std::printf("wrote %lld images to %s/%s%s%s\n", (long long)o->n, o->out.c_str(), "000000.png …",
+                  o->grid.empty() ? "" : (", grid " + o->grid).c_str(),
+                  o->chain.empty() ? "" : (", chain " + o->chain).c_str());
+      return;
+    }
     write_csv(o->out + "/samples.csv", samples);
-    auto data = make_vector_source(run.config.data);
+    auto data = make_data_source(run.config.data);
     auto g = at::make_generator<at::CPUGeneratorImpl>(mix_seed(o->seed, 2));
-    save_samples_figure(o->out + "/samples.png", samples, data->sample(samples.size(0), g));
+    save_samples_figure(o->out + "/samples.png", samples, data->sample(samples.size(0), g).x);
     std::printf("wrote %lld samples to %s/samples.csv and %s/samples.png\n", (long long)o->n, o->out.c_str(),
                 o->out.c_str());
     if (!o->chain.empty()) {
       save_process_figure(o->chain, "reverse process (" + o->sampler + "), " + run.config.data +
-                                          " — in the model's standardised space", chain, true);
+                                        " — in the model's standardised space", chain, true);
       std::printf("wrote the reverse chain to %s\n", o->chain.c_str());
     }
   });

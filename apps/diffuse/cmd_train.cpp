@@ -21,7 +21,7 @@ extern "C" void on_sigint(int) { g_stop.store(true); }
 void add_train(CLI::App& app) {
   struct Opts {
     TrainConfig cfg;  // holds the defaults shown in --help
-    std::string out, config, prediction = to_string(TrainConfig{}.prediction),
+    std::string out, config, preset, precision = to_string(TrainConfig{}.precision), prediction = to_string(TrainConfig{}.prediction),
                              loss = to_string(TrainConfig{}.loss.weighting);
     bool resume = false;
     ScheduleFlags sched;
@@ -31,10 +31,15 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "train a diffusion model; writes a run folder");
   auto& c = o->cfg;
   auto opt = [&](CLI::Option* x) { o->opts.push_back(x->capture_default_str()); return x; };
-  auto* data = opt(cmd->add_option("--data", c.data, "data spec: " + join(vector_spec_names())));
+  auto* data = opt(cmd->add_option("--data", c.data, "data spec: " + join(data_spec_names())));
   cmd->add_option("--out", o->out, "run folder (config, checkpoint, log, loss curve)")->required();
   cmd->add_option("--config", o->config, "JSON config (see docs/config.md); flags override it")
       ->check(CLI::ExistingFile);
+  auto* preset = cmd->add_option("--preset", o->preset, "start from a named config: " + join(preset_names()));
+  auto* data_dir = opt(cmd->add_option("--data-dir", c.data_dir, "fashion-mnist: folder of the IDX files"));
+  auto* precision = opt(cmd->add_option("--precision", o->precision, "fp32 or bf16 (autocast)"));
+  auto* cond = cmd->add_flag("--class-conditional", c.class_conditional,
+                             "condition on the data's labels (for --class and --guidance)");
   auto* steps = opt(cmd->add_option("--steps", c.steps, "optimizer steps"));
   auto* batch = opt(cmd->add_option("--batch", c.batch, "batch size"));
   auto* lr = opt(cmd->add_option("--lr", c.lr, "peak learning rate"));
@@ -48,11 +53,12 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its checkpoint");
   add_schedule_flags(*cmd, o->sched);
 
-  cmd->callback([o, data, steps, batch, lr, seed, threads, device, pred, loss, log_every, ckpt_every] {
+  cmd->callback([o, data, steps, batch, lr, seed, threads, device, pred, loss, log_every, ckpt_every, preset,
+                 data_dir, precision, cond] {
     const auto& f = o->cfg;
     TrainConfig cfg;
     if (o->resume) {
-      for (auto* x : {data, batch, lr, seed, pred, loss})
+      for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
                                   "--resume continues the saved config; only --steps, --threads, --device, "
                                   "--log-every and --checkpoint-every may be given");
@@ -62,18 +68,23 @@ void add_train(CLI::App& app) {
         throw Error("cannot resume: no checkpoint in '" + o->out + "'", "start the run without --resume");
       cfg = load_train_config_file(o->out + "/config.json");
     } else {
-      cfg = o->config.empty() ? TrainConfig{} : load_train_config_file(o->config);
+      if (given(preset) && !o->config.empty()) throw Error("give --preset or --config, not both");
+      cfg = given(preset) ? preset_config(o->preset)
+                          : o->config.empty() ? TrainConfig{} : load_train_config_file(o->config);
       if (given(data)) cfg.data = f.data;
       if (given(batch)) cfg.batch = f.batch;
       if (given(lr)) cfg.lr = f.lr;
       if (given(seed)) cfg.seed = f.seed;
       if (given(pred)) cfg.prediction = parse_prediction_type(o->prediction);
       if (given(loss)) cfg.loss.weighting = parse_loss_weighting(o->loss);
+      if (given(precision)) cfg.precision = parse_precision(o->precision);
+      if (given(cond)) cfg.class_conditional = true;
       cfg.schedule = o->sched.resolve(cfg.schedule);
     }
     if (given(steps)) cfg.steps = f.steps;
     if (given(threads)) cfg.threads = f.threads;
     if (given(device)) cfg.device = f.device;
+    if (given(data_dir)) cfg.data_dir = f.data_dir;
     if (given(log_every)) cfg.log_every = f.log_every;
     if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
     std::signal(SIGINT, on_sigint);

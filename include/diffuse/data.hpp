@@ -1,9 +1,12 @@
-// diffuse — vector data sources: the seed-002 signals, 2-D toys, CSV files.
+// diffuse — data sources: the seed-002 signals, 2-D toys, CSV files, images.
 //
 // A data spec names a source on the command line:
 //   signals           50-dim curves, each a weighted sum of random sinusoids (seed 002)
 //   toy:swissroll  toy:8gaussians  toy:moons  toy:checkerboard    2-D toys
 //   csv:PATH          one vector per row (a header row of names is allowed)
+//   fashion-mnist     Fashion-MNIST train split (fashion-mnist:test for the test split),
+//                     from Debian's dataset-fashion-mnist (or DataOptions::data_dir)
+//   folder:PATH       a folder of PNG images, labels from subfolder names if any
 #pragma once
 #include <torch/types.h>
 
@@ -13,20 +16,38 @@
 
 namespace diffuse {
 
-class VectorSource {
+struct DataBatch {
+  torch::Tensor x;       // (n, D) vectors or (n, C, H, W) images in [−1, 1], float32
+  torch::Tensor labels;  // (n) int64 class ids, or undefined for unlabeled data
+};
+
+class DataSource {
  public:
-  virtual ~VectorSource() = default;
-  virtual int64_t dim() const = 0;
-  // n fresh draws (or, for a finite set, n rows drawn with replacement): (n, D) float32.
-  virtual torch::Tensor sample(int64_t n, torch::Generator& gen) const = 0;
-  // The whole set for finite sources (CSV); undefined for generative ones.
+  virtual ~DataSource() = default;
+  // Shape of one sample: {D} for vectors, {C, H, W} for images.
+  virtual std::vector<int64_t> shape() const = 0;
+  bool is_image() const { return shape().size() == 3; }
+  // n fresh draws (or, for a finite set, n items drawn with replacement).
+  virtual DataBatch sample(int64_t n, torch::Generator& gen) const = 0;
+  // The whole set for finite vector sources (CSV); undefined otherwise.
   virtual torch::Tensor all() const { return {}; }
+  virtual int64_t num_classes() const { return 0; }
+  virtual std::vector<std::string> class_names() const { return {}; }
   virtual std::string spec() const = 0;
 };
 
+struct DataOptions {
+  std::string data_dir;      // fashion-mnist: folder of the IDX files ("": Debian's location)
+  int64_t image_size = 28;   // folder:PATH: images are resized and center-cropped to this
+  int64_t channels = 0;      // folder:PATH: 1 or 3 (0: from the first image)
+};
+
 // Parses a spec, throwing diffuse::Error that lists the valid specs.
-std::unique_ptr<VectorSource> make_vector_source(const std::string& spec);
-std::vector<std::string> vector_spec_names();
+std::unique_ptr<DataSource> make_data_source(const std::string& spec, const DataOptions& o = {});
+std::vector<std::string> data_spec_names();
+// Images of a dataset as a source (images (N, C, H, W) uint8, labels (N) int64 or undefined).
+std::unique_ptr<DataSource> make_image_source(std::string spec, torch::Tensor images, torch::Tensor labels,
+                                              std::vector<std::string> class_names);
 
 // Seed 002's signals: x(u) = Σ_k w_k sin(2π f_k u + φ_k), u = 0 … 1 over `dim` points,
 // f_k ~ U(freq_min, freq_max) cycles, φ_k ~ U(0, 2π), w ~ U(0, 1) normalised to Σw = 1
@@ -37,7 +58,7 @@ struct SignalsOptions {
   double freq_min = 0.5;    // lowest frequency, cycles per curve
   double freq_max = 4.0;    // highest frequency, cycles per curve
 };
-std::unique_ptr<VectorSource> make_signals(const SignalsOptions& o = {});
+std::unique_ptr<DataSource> make_signals(const SignalsOptions& o = {});
 
 // Per-dimension standardisation x ↦ (x − mean)/std, fitted on data (N, D).
 struct Normalizer {
@@ -47,4 +68,9 @@ struct Normalizer {
   torch::Tensor decode(const torch::Tensor& x) const;
 };
 
+}  // namespace diffuse
+
+namespace diffuse {
+// Whether a spec names image data (fashion-mnist…, folder:…), without loading it.
+bool is_image_spec(const std::string& spec);
 }  // namespace diffuse

@@ -20,16 +20,29 @@
 #include "diffuse/denoiser.hpp"
 #include "diffuse/diffusion.hpp"
 #include "diffuse/nn/mlp.hpp"
+#include "diffuse/nn/unet.hpp"
 #include "diffuse/schedule.hpp"
 
 namespace diffuse {
 
+// Numeric precision of the forward/backward pass; the master weights stay fp32.
+enum class Precision { Fp32, Bf16 };  // bf16: autocast on CPU (AMX/AVX512-BF16) or CUDA
+std::string to_string(Precision p);
+Precision parse_precision(const std::string& name);  // "fp32", "bf16"
+
 struct TrainConfig {
   std::string data = "signals";    // data spec (see data.hpp)
+  std::string data_dir;            // fashion-mnist: folder of the IDX files ("": Debian's)
+  int64_t image_size = 28;         // folder:PATH images are resized/cropped to this
   ScheduleConfig schedule;         // the noise schedule
   PredictionType prediction = PredictionType::Epsilon;  // what the network predicts
   LossConfig loss;                 // loss weighting
-  MlpOptions model;                // network (model.dim is set from the data)
+  MlpOptions model;                // network for vector data (model.dim is set from the data)
+  UNetOptions unet;                // network for image data (channels and size set from the data)
+  bool class_conditional = false;  // condition on the data's labels (and learn the null class)
+  double label_dropout = 0.1;      // class_conditional: P(label → null) per sample, for guidance
+  Precision precision = Precision::Fp32;  // bf16 autocast for the network's forward/backward
+  bool channels_last = true;       // images: NHWC memory format (faster convolutions on CPU)
   bool normalize = true;           // standardise each data dimension (fitted on 10 000 draws)
   int64_t steps = 5000;            // optimizer steps
   int64_t batch = 256;             // batch size
@@ -55,6 +68,10 @@ TrainConfig train_config_from_json(const std::string& json_text, const TrainConf
                                    const std::string& source = "config");
 TrainConfig load_train_config_file(const std::string& path, const TrainConfig& base = {});
 
+// Named presets (fmnist-tiny, fmnist-base): complete configs to start from.
+std::vector<std::string> preset_names();
+TrainConfig preset_config(const std::string& name);  // throws, listing the valid names
+
 torch::Device resolve_device(const std::string& name);  // throws for unknown or unavailable
 
 // A network as the trainer and samplers use it: its parameters and its forward.
@@ -62,7 +79,9 @@ struct Network {
   std::shared_ptr<torch::nn::Module> module;
   ModelFn forward;
 };
-Network make_network(const TrainConfig& c);  // c.model.dim must be set
+// The network of a config (MLP for vector data, U-Net for images), on `device`.
+// Data-derived fields (model.dim, unet.in_channels/image_size/num_classes) must be set.
+Network make_network(const TrainConfig& c, const torch::Device& device = torch::kCPU);
 
 struct TrainHooks {
   const std::atomic<bool>* stop = nullptr;         // set (e.g. by SIGINT): save and return
@@ -89,6 +108,7 @@ struct LoadedRun {
   Network network;        // weights: EMA (default) or raw, in eval mode
   Normalizer normalizer;
   int64_t step = 0;
+  std::vector<std::string> class_names;  // of the training data, if labelled
   std::unique_ptr<ModelDenoiser> denoiser;
 };
 LoadedRun load_run(const std::string& run_dir, bool ema = true, const std::string& device = "auto");

@@ -9,15 +9,15 @@
 namespace diffuse {
 
 namespace {
-class Signals : public VectorSource {
+class Signals : public DataSource {
  public:
   explicit Signals(const SignalsOptions& o) : o_(o) {
     if (o.dim < 2 || o.components < 1 || !(o.freq_min > 0 && o.freq_max >= o.freq_min))
       throw Error("invalid signal options", "dim >= 2, components >= 1, 0 < freq_min <= freq_max");
   }
-  int64_t dim() const override { return o_.dim; }
+  std::vector<int64_t> shape() const override { return {o_.dim}; }
   std::string spec() const override { return "signals"; }
-  torch::Tensor sample(int64_t n, torch::Generator& gen) const override {
+  DataBatch sample(int64_t n, torch::Generator& gen) const override {
     const double two_pi = 2 * std::acos(-1.0);
     const int64_t K = o_.components;
     auto opts = torch::dtype(torch::kFloat64);
@@ -26,7 +26,7 @@ class Signals : public VectorSource {
     auto w = torch::rand({n, K, 1}, gen, opts);
     w = w / w.sum(1, true);                                       // Σ_k w_k = 1
     auto u = torch::linspace(0, 1, o_.dim, opts).view({1, 1, -1});  // (1, 1, D)
-    return (w * torch::sin(two_pi * f * u + phi)).sum(1).to(torch::kFloat32);  // (n, D)
+    return {(w * torch::sin(two_pi * f * u + phi)).sum(1).to(torch::kFloat32), {}};  // (n, D)
   }
 
  private:
@@ -34,7 +34,7 @@ class Signals : public VectorSource {
 };
 }  // namespace
 
-std::unique_ptr<VectorSource> make_signals(const SignalsOptions& o) {
+std::unique_ptr<DataSource> make_signals(const SignalsOptions& o) {
   return std::make_unique<Signals>(o);
 }
 

@@ -8,17 +8,17 @@
 
 namespace diffuse {
 
-std::unique_ptr<VectorSource> make_toy(const std::string& name);
+std::unique_ptr<DataSource> make_toy(const std::string& name);
 
 namespace {
 const double kPi = std::acos(-1.0);
 
-class Toy : public VectorSource {
+class Toy : public DataSource {
  public:
   explicit Toy(std::string name) : name_(std::move(name)) {}
-  int64_t dim() const override { return 2; }
+  std::vector<int64_t> shape() const override { return {2}; }
   std::string spec() const override { return "toy:" + name_; }
-  torch::Tensor sample(int64_t n, torch::Generator& g) const override {
+  DataBatch sample(int64_t n, torch::Generator& g) const override {
     auto o = torch::dtype(torch::kFloat64);
     torch::Tensor x, y;
     if (name_ == "swissroll") {
@@ -47,7 +47,7 @@ class Toy : public VectorSource {
       x = 2 * x1;
       y = 2 * x2;
     }
-    return torch::stack({x, y}, 1).to(torch::kFloat32);
+    return {torch::stack({x, y}, 1).to(torch::kFloat32), {}};
   }
 
  private:
@@ -55,7 +55,7 @@ class Toy : public VectorSource {
 };
 }  // namespace
 
-std::unique_ptr<VectorSource> make_toy(const std::string& name) {
+std::unique_ptr<DataSource> make_toy(const std::string& name) {
   static const std::vector<std::string> names = {"swissroll", "8gaussians", "moons", "checkerboard"};
   for (const auto& n : names)
     if (n == name) return std::make_unique<Toy>(name);

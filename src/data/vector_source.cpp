@@ -7,18 +7,19 @@
 
 namespace diffuse {
 
-std::unique_ptr<VectorSource> make_toy(const std::string& name);
+std::unique_ptr<DataSource> make_toy(const std::string& name);
+std::unique_ptr<DataSource> make_image_dataset(const std::string& spec, const DataOptions& o);
 
 namespace {
-class CsvSource : public VectorSource {
+class CsvSource : public DataSource {
  public:
   explicit CsvSource(std::string path) : path_(std::move(path)), rows_(read_csv(path_)) {}
-  int64_t dim() const override { return rows_.size(1); }
+  std::vector<int64_t> shape() const override { return {rows_.size(1)}; }
   std::string spec() const override { return "csv:" + path_; }
   torch::Tensor all() const override { return rows_; }
-  torch::Tensor sample(int64_t n, torch::Generator& gen) const override {
+  DataBatch sample(int64_t n, torch::Generator& gen) const override {
     auto idx = torch::randint(0, rows_.size(0), {n}, gen, torch::dtype(torch::kLong));
-    return rows_.index_select(0, idx);
+    return {rows_.index_select(0, idx), {}};
   }
 
  private:
@@ -27,18 +28,20 @@ class CsvSource : public VectorSource {
 };
 }  // namespace
 
-std::vector<std::string> vector_spec_names() {
-  return {"signals", "toy:swissroll", "toy:8gaussians", "toy:moons", "toy:checkerboard", "csv:PATH"};
+std::vector<std::string> data_spec_names() {
+  return {"signals", "toy:swissroll", "toy:8gaussians", "toy:moons", "toy:checkerboard", "csv:PATH",
+          "fashion-mnist", "fashion-mnist:test", "folder:PATH"};
 }
 
-std::unique_ptr<VectorSource> make_vector_source(const std::string& spec) {
+std::unique_ptr<DataSource> make_data_source(const std::string& spec, const DataOptions& o) {
   if (spec == "signals") return make_signals();
   if (spec.rfind("toy:", 0) == 0) return make_toy(spec.substr(4));
   if (spec.rfind("csv:", 0) == 0) {
     if (spec.size() == 4) throw Error("csv: needs a path", "write csv:PATH/TO/FILE.csv");
     return std::make_unique<CsvSource>(spec.substr(4));
   }
-  throw Error("unknown data spec '" + spec + "'", "valid specs: " + join(vector_spec_names()));
+  if (spec.rfind("fashion-mnist", 0) == 0 || spec.rfind("folder:", 0) == 0) return make_image_dataset(spec, o);
+  throw Error("unknown data spec '" + spec + "'", "valid specs: " + join(data_spec_names()));
 }
 
 Normalizer Normalizer::fit(const torch::Tensor& data) {

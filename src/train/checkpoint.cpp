@@ -1,5 +1,7 @@
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include "diffuse/error.hpp"
 #include "diffuse/io.hpp"
 #include "train/trainer_state.hpp"
@@ -30,11 +32,13 @@ void get_module(const std::map<std::string, torch::Tensor>& in, const std::strin
   for (auto& b : m.named_buffers()) load(b.key(), b.value());
 }
 
-std::map<std::string, std::string> checkpoint_metadata(const TrainConfig& c, int64_t step) {
+std::map<std::string, std::string> checkpoint_metadata(const TrainConfig& c, int64_t step,
+                                                       const std::vector<std::string>& class_names) {
   return {{"format", kCheckpointFormat},
           {"format_version", std::to_string(kCheckpointVersion)},
           {"step", std::to_string(step)},
-          {"config", train_config_to_json(c)}};
+          {"config", train_config_to_json(c)},
+          {"class_names", nlohmann::json(class_names).dump()}};
 }
 
 CheckpointHeader read_checkpoint_header(const std::map<std::string, std::string>& md,
@@ -53,6 +57,8 @@ CheckpointHeader read_checkpoint_header(const std::map<std::string, std::string>
   CheckpointHeader h;
   h.config = train_config_from_json(get("config"), {}, "the config in '" + path + "'");
   h.step = std::stoll(get("step"));
+  if (auto it = md.find("class_names"); it != md.end())
+    h.class_names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
   return h;
 }
 

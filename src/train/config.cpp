@@ -7,6 +7,7 @@
 
 #include "diffuse/error.hpp"
 #include "diffuse/train.hpp"
+#include "core/enum_names.hpp"
 
 namespace diffuse {
 
@@ -80,6 +81,26 @@ const std::vector<Field<MlpOptions>>& model_fields() {
   return f;
 }
 
+const std::vector<Field<UNetOptions>>& unet_fields() {
+  static const std::vector<Field<UNetOptions>> f = {
+      field("in_channels", &UNetOptions::in_channels),
+      field("base_channels", &UNetOptions::base_channels),
+      field("channel_mult", &UNetOptions::channel_mult),
+      field("blocks_per_level", &UNetOptions::blocks_per_level),
+      field("attention_resolutions", &UNetOptions::attention_resolutions),
+      field("head_channels", &UNetOptions::head_channels),
+      field("dropout", &UNetOptions::dropout),
+      field("num_classes", &UNetOptions::num_classes),
+      field("groups", &UNetOptions::groups),
+      field("image_size", &UNetOptions::image_size)};
+  return f;
+}
+
+const EnumNames<Precision>& precision_names() {
+  static const EnumNames<Precision> n("precision", {{Precision::Fp32, "fp32"}, {Precision::Bf16, "bf16"}});
+  return n;
+}
+
 const std::vector<Field<LossConfig>>& loss_fields() {
   static const std::vector<Field<LossConfig>> f = {
       {"weighting", [](const json& j, LossConfig& l) { l.weighting = parse_loss_weighting(j.get<std::string>()); },
@@ -98,11 +119,19 @@ Field<TrainConfig> section(const std::string& key, S TrainConfig::*member,
 const std::vector<Field<TrainConfig>>& train_fields() {
   static const std::vector<Field<TrainConfig>> f = {
       field("data", &TrainConfig::data),
+      field("data_dir", &TrainConfig::data_dir),
+      field("image_size", &TrainConfig::image_size),
       section("schedule", &TrainConfig::schedule, schedule_fields),
       {"prediction", [](const json& j, TrainConfig& c) { c.prediction = parse_prediction_type(j.get<std::string>()); },
        [](const TrainConfig& c, json& j) { j["prediction"] = to_string(c.prediction); }},
       section("loss", &TrainConfig::loss, loss_fields),
       section("model", &TrainConfig::model, model_fields),
+      section("unet", &TrainConfig::unet, unet_fields),
+      field("class_conditional", &TrainConfig::class_conditional),
+      field("label_dropout", &TrainConfig::label_dropout),
+      {"precision", [](const json& j, TrainConfig& c) { c.precision = parse_precision(j.get<std::string>()); },
+       [](const TrainConfig& c, json& j) { j["precision"] = to_string(c.precision); }},
+      field("channels_last", &TrainConfig::channels_last),
       field("normalize", &TrainConfig::normalize),
       field("steps", &TrainConfig::steps),
       field("batch", &TrainConfig::batch),
@@ -123,6 +152,9 @@ const std::vector<Field<TrainConfig>>& train_fields() {
 }
 
 }  // namespace
+
+std::string to_string(Precision p) { return precision_names().name(p); }
+Precision parse_precision(const std::string& name) { return precision_names().parse(name); }
 
 std::string train_config_to_json(const TrainConfig& c) {
   return write_object(c, train_fields()).dump(2) + "\n";
@@ -167,6 +199,8 @@ void validate(const TrainConfig& c) {
   need(c.log_every >= 1 && c.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1", "");
   need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
        "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");
+  need(c.label_dropout >= 0 && c.label_dropout < 1, "label_dropout must lie in [0, 1)", "e.g. 0.1");
+  need(c.image_size >= 4, "image_size must be >= 4", "e.g. 28 or 32");
   make_schedule(c.schedule);  // throws on bad schedule parameters
   resolve_device(c.device);
 }

@@ -1,18 +1,71 @@
+// The network of a run: an MLP for vectors, a U-Net for images, with the memory
+// format and autocast precision of the config applied around its forward.
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/train.hpp"
 
 namespace diffuse {
 
-Network make_network(const TrainConfig& c) {
-  if (c.model.dim < 1) throw Error("model.dim is not set (it comes from the data)");
-  auto mlp = MlpDenoiser(c.model);
+namespace {
+// Runs f under bf16 autocast when asked; the cast-weight cache is cleared at the
+// end of every region (LibTorch does not do it for C++ callers).
+torch::Tensor with_precision(Precision p, const torch::Device& dev, const std::function<torch::Tensor()>& f) {
+  if (p == Precision::Fp32) return f();
+  const bool cuda = dev.is_cuda();
+  if (cuda) {
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  } else {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+  torch::Tensor out;
+  try {
+    out = f();
+  } catch (...) {
+    cuda ? at::autocast::set_enabled(false) : at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    throw;
+  }
+  cuda ? at::autocast::set_enabled(false) : at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+  return out.to(torch::kFloat32);
+}
+}  // namespace
+
+void to_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard g;
+  for (auto& p : m.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+Network make_network(const TrainConfig& c, const torch::Device& dev) {
   Network net;
-  net.module = mlp.ptr();
-  net.forward = [mlp](const torch::Tensor& x, const torch::Tensor& t, const Conditioning& cond) mutable {
-    return mlp->forward(x, t, cond.labels);
-  };
+  const Precision prec = c.precision;
+  if (is_image_spec(c.data)) {
+    auto unet = UNet(c.unet);
+    unet->to(dev);
+    const bool cl = c.channels_last;
+    if (cl) to_channels_last(*unet);
+    net.module = unet.ptr();
+    net.forward = [unet, cl, prec, dev](const torch::Tensor& x, const torch::Tensor& t,
+                                        const Conditioning& cond) mutable {
+      auto xin = cl ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+      return with_precision(prec, dev, [&] { return unet->forward(xin, t, cond.labels); });
+    };
+  } else {
+    if (c.model.dim < 1) throw Error("model.dim is not set (it comes from the data)");
+    auto mlp = MlpDenoiser(c.model);
+    mlp->to(dev);
+    net.module = mlp.ptr();
+    net.forward = [mlp, prec, dev](const torch::Tensor& x, const torch::Tensor& t,
+                                   const Conditioning& cond) mutable {
+      return with_precision(prec, dev, [&] { return mlp->forward(x, t, cond.labels); });
+    };
+  }
   return net;
 }
 

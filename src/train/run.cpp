@@ -19,10 +19,10 @@ LoadedRun load_run(const std::string& run_dir, bool ema, const std::string& devi
   LoadedRun r;
   r.config = h.config;
   r.step = h.step;
+  r.class_names = h.class_names;
   const torch::Device dev = resolve_device(device);
-  r.network = make_network(r.config);
+  r.network = make_network(r.config, dev);
   get_module(file.tensors, ema ? "ema." : "model.", *r.network.module, ckpt);
-  r.network.module->to(dev);
   r.network.module->eval();
   if (file.tensors.count("norm.mean")) r.normalizer = {file.tensors.at("norm.mean"), file.tensors.at("norm.std")};
   r.denoiser = std::make_unique<ModelDenoiser>(r.network.forward, make_schedule(r.config.schedule),

@@ -146,23 +146,40 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
   const torch::Device dev = resolve_device(cfg.device);
   ensure_dir(run_dir);
 
-  // Data and its normalisation.
-  auto data = make_vector_source(cfg.data);
-  cfg.model.dim = data->dim();
+  // Data, its normalisation (vectors only: images are already in [−1, 1]) and
+  // the data-derived network sizes.
+  DataOptions dopt;
+  dopt.data_dir = cfg.data_dir;
+  dopt.image_size = cfg.image_size;
+  auto data = make_data_source(cfg.data, dopt);
+  const auto shape = data->shape();
+  const int64_t num_classes = cfg.class_conditional ? data->num_classes() : 0;
+  if (cfg.class_conditional && num_classes < 1)
+    throw Error("class_conditional needs labelled data, and '" + cfg.data + "' has no labels",
+                "use fashion-mnist or a folder:PATH with one subfolder per class");
+  if (data->is_image()) {
+    if (shape[1] != shape[2]) throw Error("images must be square (got " + std::to_string(shape[1]) + "×" +
+                                          std::to_string(shape[2]) + ")");
+    cfg.unet.in_channels = shape[0];
+    cfg.unet.image_size = shape[1];
+    cfg.unet.num_classes = num_classes;
+    cfg.normalize = false;
+  } else {
+    cfg.model.dim = shape[0];
+    cfg.model.num_classes = num_classes;
+  }
   Normalizer norm;
   if (resume && saved.tensors.count("norm.mean")) {
     norm = {saved.tensors.at("norm.mean"), saved.tensors.at("norm.std")};
   } else if (cfg.normalize) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, kNormalizerStream));
-    norm = Normalizer::fit(data->all().defined() ? data->all() : data->sample(10000, g));
+    norm = Normalizer::fit(data->all().defined() ? data->all() : data->sample(10000, g).x);
   }
   const NoiseSchedule schedule = make_schedule(cfg.schedule);
 
   // Network, EMA copy, optimizer.
   torch::manual_seed(cfg.seed);
-  Network net = make_network(cfg), ema = make_network(cfg);
-  net.module->to(dev);
-  ema.module->to(dev);
+  Network net = make_network(cfg, dev), ema = make_network(cfg, dev);
   {
     torch::NoGradGuard g;
     auto src = net.module->parameters(), dst = ema.module->parameters();
@@ -193,7 +210,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
       t["norm.mean"] = norm.mean;
       t["norm.std"] = norm.std;
     }
-    save_safetensors(ckpt, t, checkpoint_metadata(cfg, step));
+    save_safetensors(ckpt, t, checkpoint_metadata(cfg, step, data->class_names()));
     write_log(log_path, log);
     plot_loss(plot_path, log);
   };
@@ -210,12 +227,18 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     // All randomness of this step from one generator: resumable without RNG state.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, uint64_t(step)));
     torch::manual_seed(mix_seed(cfg.seed ^ 0x5eedULL, uint64_t(step)));
-    auto x0 = norm.encode(data->sample(cfg.batch, gen)).to(dev);
+    DataBatch b = data->sample(cfg.batch, gen);
+    auto x0 = norm.encode(b.x).to(dev);
     auto t = torch::randint(0, schedule.T(), {cfg.batch}, gen, torch::dtype(torch::kLong)).to(dev);
     auto noise = torch::randn(x0.sizes(), gen, torch::dtype(torch::kFloat32)).to(dev);
+    Conditioning cond;
+    if (num_classes > 0) {  // label dropout: y → ∅ (index num_classes) with p = label_dropout
+      auto drop = torch::rand({cfg.batch}, gen, torch::dtype(torch::kFloat32)) < cfg.label_dropout;
+      cond.labels = torch::where(drop, torch::full_like(b.labels, num_classes), b.labels).to(dev);
+    }
 
     opt.zero_grad();
-    auto loss = denoiser.loss(x0, t, noise, cfg.loss);
+    auto loss = denoiser.loss(x0, t, noise, cfg.loss, cond);
     const double loss_v = loss.item<double>();
     if (!std::isfinite(loss_v)) {
       const bool have = std::filesystem::exists(ckpt);

@@ -22,9 +22,11 @@ void get_module(const std::map<std::string, torch::Tensor>& in, const std::strin
 struct CheckpointHeader {
   TrainConfig config;
   int64_t step = 0;
+  std::vector<std::string> class_names;  // of the training data, if labelled
 };
 CheckpointHeader read_checkpoint_header(const std::map<std::string, std::string>& metadata,
                                         const std::string& path);
-std::map<std::string, std::string> checkpoint_metadata(const TrainConfig& c, int64_t step);
+std::map<std::string, std::string> checkpoint_metadata(const TrainConfig& c, int64_t step,
+                                                       const std::vector<std::string>& class_names);
 
 }  // namespace diffuse

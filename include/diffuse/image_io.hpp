@@ -1,0 +1,84 @@
+// diffuse — images: IDX (MNIST-format) files, Fashion-MNIST, PNG, image grids,
+// animated GIFs, folders of PNG images.
+//
+// Image tensors are uint8 (C, H, W) or (N, C, H, W), channel-first, with C = 1
+// (grayscale) or C = 3 (RGB); models see float images in [-1, 1] (to_uint8
+// converts back). Every writer is atomic (see io.hpp). Every reader throws
+// diffuse::Error naming the file and the problem.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace diffuse {
+
+// IDX files (LeCun's MNIST format), gzip-compressed or plain: the magic bytes
+// (0, 0, type, ndim), ndim big-endian uint32 dimensions, then the data, row-major.
+// Only type 0x08 (unsigned byte) is supported. Returns a uint8 tensor with the
+// file's dims; errors name the file (missing, bad magic, truncated, trailing data).
+torch::Tensor read_idx(const std::string& path);
+
+struct LabeledImages {
+  torch::Tensor images;                  // (N, C, H, W) uint8
+  torch::Tensor labels;                  // (N) int64, or undefined when unlabeled
+  std::vector<std::string> class_names;  // label i is class_names[i]; empty when unlabeled
+};
+
+// Where Debian's dataset-fashion-mnist package installs the files.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// Fashion-MNIST (Zalando's 28×28 grayscale clothes, 10 classes) from the files
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in `dir` (empty = kFashionMnistDir).
+// split: "train" (60000 images) or "test" (10000). images: (N, 1, 28, 28) uint8.
+// A missing file gives an error whose hint says how to install the package.
+LabeledImages load_fashion_mnist(const std::string& dir, const std::string& split);
+// "t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+// "sneaker", "bag", "ankle boot" (label 0 … 9).
+const std::vector<std::string>& fashion_mnist_classes();
+
+// PNG (libpng), any bit depth and colour type, converted to 8-bit grayscale
+// (C = 1) or RGB (C = 3): alpha dropped (not composited), palettes expanded,
+// 16-bit samples reduced to their high byte. Returns (C, H, W) uint8.
+torch::Tensor read_png(const std::string& path);
+// image: (C, H, W) or (H, W), C = 1 or 3; uint8, or floating point in [0, 1]
+// (scaled by 255, rounded, clamped). Atomic write.
+void write_png(const std::string& path, const torch::Tensor& image);
+
+// Images in [-1, 1] (any shape, floating point) → uint8 in [0, 255]:
+// round((x + 1) · 127.5), clamped; NaN becomes 128 (mid gray).
+torch::Tensor to_uint8(const torch::Tensor& images);
+
+// A grid of the N images (N, C, H, W) uint8, `nrow` images per row (the last row
+// may be short), `padding` pixels between images and around the border, filled
+// with pad_value (0 … 255). Returns (C, rows·(H + padding) + padding,
+// min(nrow, N)·(W + padding) + padding) uint8 — the layout of torchvision's make_grid.
+torch::Tensor make_grid(const torch::Tensor& images, int64_t nrow, int64_t padding = 2,
+                        int pad_value = 255);
+
+// Animated GIF (giflib) of `frames`, each (C, H, W) or (H, W) uint8 (or float in
+// [0, 1]) of one size, C = 1 (exact, a 256-gray palette) or 3 (all frames
+// quantised together to one 256-colour palette by median cut, GifQuantizeBuffer,
+// falling back to a fixed 6×7×6 colour cube). delay_cs: time per frame in 1/100 s;
+// loops forever; the last frame is shown hold_last times as long. `scale` enlarges
+// each frame by an integer factor (nearest neighbour) so 28×28 images are visible.
+// Atomic write.
+void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames,
+               int delay_cs = 8, int hold_last = 10, int scale = 1);
+
+// A folder of PNG images of any size, grayscale or RGB (searched recursively;
+// hidden files and folders, whose names start with '.', are ignored). Each image
+// is converted to `channels` (1 or 3; 0 = those of the first image in sorted
+// order; RGB → gray by ITU-R 601 luma), resized so its short side is image_size
+// (bilinear, antialiased) and center-cropped to image_size × image_size.
+// Labeled when every image lies in a subfolder of `path`: the label is the index
+// of its top-level subfolder name among the sorted names of those holding images
+// (class_names); otherwise unlabeled. Only .png (any case) files are read: a PNG
+// that fails to decode is reported by name in the thrown error (up to 10 names,
+// all failures counted), never skipped; any other file is an error naming it
+// (only PNG is supported). An empty folder is an error.
+LabeledImages load_image_folder(const std::string& path, int64_t image_size,
+                                int64_t channels = 0);
+
+}  // namespace diffuse

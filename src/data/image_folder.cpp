@@ -1,0 +1,169 @@
+// A folder of PNG images → (N, C, S, S) uint8, labeled by subfolder (see image_io.hpp).
+#include <torch/nn/functional/upsampling.h>
+#include <torch/types.h>
+#include <torch/version.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <map>
+
+#include "diffuse/error.hpp"
+#include "diffuse/image_io.hpp"
+
+namespace diffuse {
+
+namespace image_folder_io {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string folder_lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// (c, H, W) uint8 → (channels, H, W) uint8; RGB → gray by ITU-R 601 luma.
+torch::Tensor folder_convert_channels(const torch::Tensor& chw, int64_t channels) {
+  if (chw.size(0) == channels) return chw;
+  if (channels == 3) return chw.expand({3, chw.size(1), chw.size(2)});
+  auto f = chw.to(torch::kFloat32);
+  return (f[0] * 0.299 + f[1] * 0.587 + f[2] * 0.114).round().clamp(0, 255).to(torch::kUInt8).unsqueeze(0);
+}
+
+// Resize so the short side is `size` (bilinear, antialiased), then center-crop to size × size.
+torch::Tensor folder_resize_crop(const torch::Tensor& chw, int64_t size) {
+  const int64_t h = chw.size(1), w = chw.size(2);
+  if (h == size && w == size) return chw;
+  const int64_t new_h = h <= w ? size : std::max<int64_t>(size, std::llround(double(h) * size / w));
+  const int64_t new_w = w <= h ? size : std::max<int64_t>(size, std::llround(double(w) * size / h));
+  auto x = chw.unsqueeze(0).to(torch::kFloat32);
+  if (new_h != h || new_w != w) {
+    namespace F = torch::nn::functional;
+    auto opts = F::InterpolateFuncOptions().size(std::vector<int64_t>{new_h, new_w});
+#if TORCH_VERSION_MAJOR > 1 || TORCH_VERSION_MINOR >= 11
+    opts.mode(torch::kBilinear).align_corners(false).antialias(true);
+#else
+    if (new_h < h) opts.mode(torch::kArea);  // no antialiased bilinear: area averaging to shrink
+    else opts.mode(torch::kBilinear).align_corners(false);
+#endif
+    x = F::interpolate(x, opts);
+  }
+  x = x.narrow(2, (new_h - size) / 2, size).narrow(3, (new_w - size) / 2, size);
+  return x.round().clamp(0, 255).to(torch::kUInt8).squeeze(0);
+}
+
+std::string folder_list(const std::vector<std::string>& names, size_t shown = 10) {
+  std::vector<std::string> head(names.begin(), names.begin() + std::min(shown, names.size()));
+  std::string s = join(head);
+  if (names.size() > shown) s += ", … (" + std::to_string(names.size() - shown) + " more)";
+  return s;
+}
+
+}  // namespace
+}  // namespace image_folder_io
+
+LabeledImages load_image_folder(const std::string& path, int64_t image_size, int64_t channels) {
+  namespace fs = std::filesystem;
+  using namespace image_folder_io;
+  if (image_size < 1) throw Error("image size must be at least 1 (got " + std::to_string(image_size) + ")");
+  if (channels != 0 && channels != 1 && channels != 3)
+    throw Error("image channels must be 1 (gray), 3 (RGB) or 0 (as the first image); got " +
+                std::to_string(channels));
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("image folder '" + path + "' not found", "check the path");
+  if (!fs::is_directory(path, ec)) throw Error("'" + path + "' is not a folder", "pass a folder of PNG images");
+
+  // Collect files (sorted), skipping hidden entries.
+  const fs::path root(path);
+  std::vector<fs::path> pngs;
+  std::vector<std::string> others;
+  fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec), end;
+  if (ec) throw Error("cannot list image folder '" + path + "': " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    const fs::path p = it->path();
+    std::error_code entry_ec;  // a broken symlink is not a listing error: it is not a file
+    if (p.filename().string().rfind('.', 0) == 0) {
+      if (it->is_directory(entry_ec)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(entry_ec)) continue;
+    const fs::path rel = p.lexically_relative(root);
+    if (folder_lower(p.extension().string()) == ".png") pngs.push_back(rel);
+    else others.push_back(rel.generic_string());
+  }
+  if (ec) throw Error("cannot list image folder '" + path + "': " + ec.message());
+  if (!others.empty()) {
+    std::sort(others.begin(), others.end());
+    throw Error("image folder '" + path + "' holds " + std::to_string(others.size()) +
+                " file(s) that are not PNG images: " + folder_list(others) + "; only PNG is supported",
+                "convert the images to PNG (e.g. mogrify -format png *.jpg) and move other files out of the folder");
+  }
+  if (pngs.empty())
+    throw Error("image folder '" + path + "' holds no PNG images",
+                "put .png files in it, or in one subfolder per class for labels");
+  std::sort(pngs.begin(), pngs.end(),
+            [](const fs::path& a, const fs::path& b) { return a.generic_string() < b.generic_string(); });
+  const int64_t n = int64_t(pngs.size());
+
+  // Labels: the top-level subfolder, when every image has one.
+  const bool labeled = std::all_of(pngs.begin(), pngs.end(), [](const fs::path& p) {
+    return !p.parent_path().empty();
+  });
+  LabeledImages out;
+  std::vector<int64_t> labels;
+  if (labeled) {
+    std::map<std::string, int64_t> index;
+    for (const auto& p : pngs) index.emplace(p.begin()->string(), 0);
+    for (auto& [name, i] : index) {
+      i = int64_t(out.class_names.size());
+      out.class_names.push_back(name);
+    }
+    for (const auto& p : pngs) labels.push_back(index.at(p.begin()->string()));
+  }
+
+  // Decode (in parallel), convert, resize; failures are collected, never skipped.
+  std::vector<std::string> failures(pngs.size());
+  auto decode = [&](int64_t i) -> torch::Tensor {
+    try {
+      return read_png((root / pngs[i]).string());
+    } catch (const std::exception& e) {
+      failures[i] = e.what();
+      return {};
+    }
+  };
+  if (channels == 0)
+    for (int64_t i = 0; i < n && channels == 0; ++i)
+      if (auto img = decode(i); img.defined()) channels = img.size(0);
+  if (channels == 0) channels = 3;  // nothing decodes: the error below reports every file
+  out.images = torch::empty({n, channels, image_size, image_size}, torch::kUInt8);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t stop) {
+    for (int64_t i = begin; i < stop; ++i) {
+      auto img = decode(i);
+      if (!img.defined()) continue;
+      try {
+        out.images[i].copy_(folder_resize_crop(folder_convert_channels(img, channels), image_size));
+      } catch (const std::exception& e) {
+        failures[i] = "cannot resize '" + (root / pngs[i]).string() + "': " + e.what();
+      }
+    }
+  });
+  std::vector<std::string> bad;
+  std::string first_reason;
+  for (int64_t i = 0; i < n; ++i)
+    if (!failures[i].empty()) {
+      if (bad.empty()) first_reason = failures[i];
+      bad.push_back(pngs[i].generic_string());
+    }
+  if (!bad.empty())
+    throw Error(std::to_string(bad.size()) + " of " + std::to_string(n) + " PNG files in '" + path +
+                    "' could not be read: " + folder_list(bad) + " (the first: " + first_reason + ")",
+                "repair or remove those files");
+  if (labeled) out.labels = torch::tensor(labels, torch::kInt64);
+  return out;
+}
+
+}  // namespace diffuse

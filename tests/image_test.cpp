@@ -1,0 +1,134 @@
+// Images: the IDX reader against known values, image data sources, the U-Net's
+// shapes and conditioning, classifier-free guidance, and a short training run.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "diffuse/data.hpp"
+#include "diffuse/error.hpp"
+#include "diffuse/guidance.hpp"
+#include "diffuse/image_io.hpp"
+#include "diffuse/nn/unet.hpp"
+#include "diffuse/train.hpp"
+
+using namespace diffuse;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
+
+UNetOptions tiny_unet(int64_t classes = 0) {
+  UNetOptions o;
+  o.base_channels = 16;
+  o.channel_mult = {1, 2};
+  o.blocks_per_level = 1;
+  o.attention_resolutions = {14};
+  o.head_channels = 16;
+  o.groups = 8;
+  o.dropout = 0.0;
+  o.num_classes = classes;
+  return o;
+}
+}  // namespace
+
+TEST(Idx, FashionMnistFirstTrainLabels) {
+  auto labels = read_idx(kFmnist + "/train-labels-idx1-ubyte.gz");
+  ASSERT_EQ(labels.sizes(), (std::vector<int64_t>{60000}));
+  const std::vector<int64_t> want = {9, 0, 0, 3, 0, 2, 7, 2, 5, 5};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(labels[i].item<int64_t>(), want[i]) << i;
+  auto d = load_fashion_mnist(kFmnist, "test");
+  EXPECT_EQ(d.images.sizes(), (std::vector<int64_t>{10000, 1, 28, 28}));
+  EXPECT_EQ(d.images.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(d.class_names.at(7), "sneaker");
+}
+
+TEST(Idx, MissingDatasetNamesThePackage) {
+  try {
+    load_fashion_mnist("/nonexistent", "train");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE((std::string(e.what()) + e.hint()).find("dataset-fashion-mnist"), std::string::npos);
+  }
+}
+
+TEST(ImageData, FashionMnistSourceServesScaledBatches) {
+  auto src = make_data_source("fashion-mnist:test");
+  EXPECT_EQ(src->shape(), (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(src->num_classes(), 10);
+  auto g = at::make_generator<at::CPUGeneratorImpl>(0);
+  auto b = src->sample(32, g);
+  EXPECT_EQ(b.x.sizes(), (std::vector<int64_t>{32, 1, 28, 28}));
+  EXPECT_GE(b.x.min().item<float>(), -1.0f);
+  EXPECT_LE(b.x.max().item<float>(), 1.0f);
+  EXPECT_TRUE((b.labels >= 0).all().item<bool>() && (b.labels < 10).all().item<bool>());
+  EXPECT_THROW(make_data_source("fashion-mnist:valid"), Error);
+}
+
+TEST(UNet, ShapesAndConditioning) {
+  torch::manual_seed(0);
+  UNet net(tiny_unet(10));
+  auto x = torch::randn({3, 1, 28, 28});
+  auto t = torch::tensor({0, 500, 999}, torch::kLong);
+  auto y = net->forward(x, t, torch::tensor({1, 2, 3}, torch::kLong));
+  EXPECT_EQ(y.sizes(), x.sizes());
+  EXPECT_EQ(y.abs().max().item<float>(), 0.0f);  // zero-initialised output conv
+  {
+    torch::NoGradGuard g;
+    for (auto& p : net->parameters()) p.add_(0.05 * torch::randn_like(p));
+  }
+  auto a = net->forward(x, t, torch::tensor({1, 2, 3}, torch::kLong));
+  auto b = net->forward(x, t, torch::tensor({4, 5, 6}, torch::kLong));
+  auto null = net->forward(x, t);  // undefined labels → the null class
+  auto null2 = net->forward(x, t, torch::full({3}, 10, torch::kLong));
+  EXPECT_GT((a - b).abs().max().item<float>(), 1e-4f);
+  EXPECT_TRUE(torch::allclose(null, null2));
+  // channels-last input gives the same output
+  auto cl = net->forward(x.contiguous(at::MemoryFormat::ChannelsLast), t, torch::tensor({1, 2, 3}, torch::kLong));
+  EXPECT_TRUE(torch::allclose(a, cl, 1e-4, 1e-5));
+}
+
+TEST(Guidance, CombinesConditionalAndUnconditional) {
+  torch::manual_seed(1);
+  UNet net(tiny_unet(10));
+  {
+    torch::NoGradGuard g;
+    for (auto& p : net->parameters()) p.add_(0.05 * torch::randn_like(p));
+  }
+  ScheduleConfig sc;
+  ModelDenoiser d([&](const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c) {
+    return net->forward(x, t, c.labels);
+  }, make_schedule(sc), PredictionType::Epsilon);
+  auto x = torch::randn({2, 1, 28, 28});
+  auto t = torch::tensor({100, 700}, torch::kLong);
+  Conditioning c{torch::tensor({3, 8}, torch::kLong)};
+  torch::NoGradGuard ng;
+  auto cond = d.predict(x, t, c).eps, uncond = d.predict(x, t, {torch::full({2}, 10, torch::kLong)}).eps;
+  auto w2 = GuidedDenoiser(d, 2.0, 10).predict(x, t, c);
+  EXPECT_TRUE(torch::allclose(w2.eps, uncond + 2.0 * (cond - uncond), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(GuidedDenoiser(d, 1.0, 10).predict(x, t, c).eps, cond));
+  EXPECT_TRUE(torch::allclose(GuidedDenoiser(d, 0.0, 10).predict(x, t, c).eps, uncond));
+}
+
+TEST(ImageTrain, ShortConditionalRunLossFalls) {
+  TrainConfig c;
+  c.data = "fashion-mnist:test";
+  c.class_conditional = true;
+  c.unet = tiny_unet();
+  c.schedule.T = 1000;
+  c.batch = 16;
+  c.steps = 80;
+  c.warmup = 10;
+  c.lr = 2e-3;
+  c.log_every = 20;
+  c.checkpoint_every = 1000;
+  const auto dir = (fs::path(::testing::TempDir()) / "diffuse_image_run").string();
+  fs::remove_all(dir);
+  TrainHooks h;
+  h.quiet = true;
+  auto r = train(c, dir, false, h);
+  EXPECT_LT(r.last_loss, 0.3);  // from 1.0 for the zero-initialised output
+  auto run = load_run(dir);
+  EXPECT_EQ(run.config.unet.num_classes, 10);
+  EXPECT_EQ(run.class_names.size(), 10u);
+}
