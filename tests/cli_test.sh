@@ -80,6 +80,25 @@ grep -q "sliced_wasserstein_2" "$T/out.txt" && ok || bad "eval swd prints the di
 expect_ok forward "$BIN" forward --data signals --schedule sigmoid --T 100 --beta-max 0.1 --out "$T/fwd.png"
 [ -s "$T/fwd.png" ] && ok || bad "forward writes the PNG"
 
+# Images: a very small class-conditional U-Net on the Fashion-MNIST test split, T = 20
+cat >"$T/img.json" <<'JSON'
+{"data": "fashion-mnist:test", "class_conditional": true, "schedule": {"kind": "linear", "T": 20, "beta_start": 0.005, "beta_end": 0.5},
+ "unet": {"base_channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_resolutions": [], "head_channels": 8, "groups": 4, "dropout": 0},
+ "steps": 4, "batch": 4, "log_every": 2, "sample_every": 2, "sample_n": 3}
+JSON
+expect_ok img-train "$BIN" train --config "$T/img.json" --out "$T/img"
+[ -s "$T/img/samples/step_0000002.png" ] && [ -s "$T/img/samples/step_0000004.png" ] && ok || bad "periodic sample grids"
+expect_ok img-sample "$BIN" sample --run "$T/img" --n 5 --batch 2 --class sneaker --guidance 2 --out "$T/imgs" \
+  --grid "$T/grid.png" --chain "$T/chain.gif" --strip "$T/strip.png"
+[ -s "$T/imgs/000000.png" ] && [ -s "$T/imgs/000004.png" ] && [ ! -e "$T/imgs/000005.png" ] && ok || bad "one PNG per sample"
+[ "$(head -c 6 "$T/chain.gif")" = "GIF89a" ] && [ -s "$T/grid.png" ] && [ -s "$T/strip.png" ] && ok || bad "grid, chain GIF, strip"
+expect_ok img-sample1 "$BIN" sample --run "$T/img" --n 5 --class 7 --guidance 2 --out "$T/imgs1"
+cmp -s "$T/imgs/000003.png" "$T/imgs1/000003.png" && ok || bad "sample i does not depend on the batch (class 7 = sneaker)"
+expect_fail bad-class "or t-shirt, trouser" "$BIN" sample --run "$T/img" --n 1 --class boots --out "$T/x"
+expect_fail no-mnist "apt-get install dataset-fashion-mnist" "$BIN" train --data fashion-mnist --data-dir "$T/none" --out "$T/x"
+expect_ok img-forward "$BIN" forward --data fashion-mnist:test --out "$T/ffwd.png"
+[ -s "$T/ffwd.png" ] && ok || bad "forward writes the image strip"
+
 # Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
 sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"
 "$BIN" train --config "$T/long.json" --out "$T/int" >"$T/int.out" 2>&1 &

@@ -122,6 +122,8 @@ TEST(ImageTrain, ShortConditionalRunLossFalls) {
   c.lr = 2e-3;
   c.log_every = 20;
   c.checkpoint_every = 1000;
+  c.sample_every = 1000;  // only the grid at the end
+  c.sample_n = 3;
   const auto dir = (fs::path(::testing::TempDir()) / "diffuse_image_run").string();
   fs::remove_all(dir);
   TrainHooks h;
@@ -131,4 +133,7 @@ TEST(ImageTrain, ShortConditionalRunLossFalls) {
   auto run = load_run(dir);
   EXPECT_EQ(run.config.unet.num_classes, 10);
   EXPECT_EQ(run.class_names.size(), 10u);
+  // The sample grid of the last step: 3 gray 28×28 images in one row, 2-pixel padding.
+  auto grid = read_png(dir + "/samples/step_0000080.png");
+  EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{1, 32, 92}));
 }

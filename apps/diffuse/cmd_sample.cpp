@@ -24,6 +24,7 @@ struct Opts {
   std::string sampler = to_string(SamplerConfig{}.kind), variance = to_string(SamplerConfig{}.ddpm_variance);
   int64_t n = 1000, batch = 256;
   uint64_t seed = 0;
+  int64_t threads = 0;
   double clip = SamplerConfig{}.clip_x0, guidance = 1.0;
 };
 
@@ -57,6 +58,8 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "samples drawn at once")->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads (0: all cores for images, 1 for vectors)")
+      ->capture_default_str();
   cmd->add_option("--class", o->cls, "class-conditional runs: a class number or name (default: classes in turn)");
   cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale w (1: conditional, 0: unconditional)")
       ->capture_default_str();
@@ -73,6 +76,8 @@ void add_sample(CLI::App& app) {
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
+    if (o->threads < 0) throw Error("--threads must be >= 0", "0: all cores for images, 1 for vectors");
+    set_intra_op_threads(o->threads, image);
     const std::vector<int64_t> shape =
         image ? std::vector<int64_t>{run.config.unet.in_channels, run.config.unet.image_size, run.config.unet.image_size}
               : std::vector<int64_t>{run.config.model.dim};

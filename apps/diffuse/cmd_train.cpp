@@ -44,24 +44,26 @@ void add_train(CLI::App& app) {
   auto* batch = opt(cmd->add_option("--batch", c.batch, "batch size"));
   auto* lr = opt(cmd->add_option("--lr", c.lr, "peak learning rate"));
   auto* seed = opt(cmd->add_option("--seed", c.seed, "random seed"));
-  auto* threads = opt(cmd->add_option("--threads", c.threads, "intra-op threads (0: default)"));
+  auto* threads = opt(cmd->add_option("--threads", c.threads, "intra-op threads (0: all cores for images, 1 for vectors)"));
   auto* device = opt(cmd->add_option("--device", c.device, "auto, cpu, cuda, cuda:N"));
   auto* pred = opt(cmd->add_option("--prediction", o->prediction, "network target: eps, x0, v"));
   auto* loss = opt(cmd->add_option("--loss", o->loss, "loss weighting: " + join(loss_weighting_names())));
   auto* log_every = opt(cmd->add_option("--log-every", c.log_every, "steps between log lines"));
   auto* ckpt_every = opt(cmd->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints"));
+  auto* sample_every = opt(cmd->add_option("--sample-every", c.sample_every,
+                                           "images: steps between sample grids in RUN_DIR/samples (0: off)"));
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its checkpoint");
   add_schedule_flags(*cmd, o->sched);
 
   cmd->callback([o, data, steps, batch, lr, seed, threads, device, pred, loss, log_every, ckpt_every, preset,
-                 data_dir, precision, cond] {
+                 data_dir, precision, cond, sample_every] {
     const auto& f = o->cfg;
     TrainConfig cfg;
     if (o->resume) {
       for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
                                   "--resume continues the saved config; only --steps, --threads, --device, "
-                                  "--log-every and --checkpoint-every may be given");
+                                  "--log-every, --checkpoint-every and --sample-every may be given");
       if (o->sched.any_given() || !o->config.empty())
         throw Error("the schedule and --config cannot change when resuming");
       if (!std::filesystem::exists(checkpoint_path(o->out)))
@@ -87,6 +89,7 @@ void add_train(CLI::App& app) {
     if (given(data_dir)) cfg.data_dir = f.data_dir;
     if (given(log_every)) cfg.log_every = f.log_every;
     if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
+    if (given(sample_every)) cfg.sample_every = f.sample_every;
     std::signal(SIGINT, on_sigint);
     std::fprintf(stderr, "%s %s → %s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str());
     TrainHooks hooks;

@@ -55,9 +55,11 @@ struct TrainConfig {
   double grad_clip = 1.0;          // max global gradient norm (0: off)
   double ema_decay = 0.999;        // EMA of weights (warm-up: min(decay, (1+s)/(10+s)))
   uint64_t seed = 0;               // seeds data draws, timesteps, noise and initial weights
-  int64_t threads = 0;             // intra-op threads (0: LibTorch's default)
+  int64_t threads = 0;             // intra-op threads (0: all cores for images, 1 for vectors)
   int64_t log_every = 100;         // steps between log lines
   int64_t checkpoint_every = 1000; // steps between checkpoints
+  int64_t sample_every = 0;        // images: steps between sample grids in RUN_DIR/samples/ (0: off)
+  int64_t sample_n = 16;           // images: samples per grid (EMA weights, fixed seed, classes in turn)
   std::string device = "auto";     // "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
 };
 
@@ -82,6 +84,8 @@ struct Network {
 // The network of a config (MLP for vector data, U-Net for images), on `device`.
 // Data-derived fields (model.dim, unet.in_channels/image_size/num_classes) must be set.
 Network make_network(const TrainConfig& c, const torch::Device& device = torch::kCPU);
+// Intra-op threads: `requested` if > 0, else all cores for image networks and 1 for vector ones.
+void set_intra_op_threads(int64_t requested, bool image_network);
 
 struct TrainHooks {
   const std::atomic<bool>* stop = nullptr;         // set (e.g. by SIGINT): save and return

@@ -96,8 +96,9 @@ torch::Tensor read_idx(const std::string& path) {
 }
 
 const std::vector<std::string>& fashion_mnist_classes() {
-  static const std::vector<std::string> names = {"t-shirt/top", "trouser", "pullover", "dress", "coat",
-                                                 "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
+  // The dataset's names ("T-shirt/top", "Ankle boot") in a form that needs no quoting on a command line.
+  static const std::vector<std::string> names = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                                 "sandal",  "shirt",   "sneaker",  "bag",   "ankle-boot"};
   return names;
 }
 

@@ -147,6 +147,8 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       field("threads", &TrainConfig::threads),
       field("log_every", &TrainConfig::log_every),
       field("checkpoint_every", &TrainConfig::checkpoint_every),
+      field("sample_every", &TrainConfig::sample_every),
+      field("sample_n", &TrainConfig::sample_n),
       field("device", &TrainConfig::device)};
   return f;
 }
@@ -195,7 +197,9 @@ void validate(const TrainConfig& c) {
   need(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must lie in [0, 1]", "e.g. 0.05");
   need(c.grad_clip >= 0, "grad_clip must be >= 0", "0 turns clipping off");
   need(c.ema_decay >= 0 && c.ema_decay < 1, "ema_decay must lie in [0, 1)", "e.g. 0.999");
-  need(c.threads >= 0, "threads must be >= 0", "0 keeps LibTorch's default");
+  need(c.threads >= 0, "threads must be >= 0", "0: all cores for images, 1 for vectors");
+  need(c.sample_every >= 0 && c.sample_n >= 1, "sample_every must be >= 0 and sample_n >= 1",
+       "sample_every 0 turns the periodic sample grids off");
   need(c.log_every >= 1 && c.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1", "");
   need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
        "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");

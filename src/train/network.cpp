@@ -3,6 +3,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/train.hpp"
@@ -40,6 +43,13 @@ void to_channels_last(torch::nn::Module& m) {
   torch::NoGradGuard g;
   for (auto& p : m.parameters())
     if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+// Measured here: the U-Net trains ~1.8× faster on 2 threads than on 1, while the small MLPs run
+// slower on 2 (OpenBLAS thread hand-offs dominate their small matrices).
+void set_intra_op_threads(int64_t requested, bool image_network) {
+  if (requested > 0) at::set_num_threads(int(requested));
+  else at::set_num_threads(image_network ? int(std::max(1u, std::thread::hardware_concurrency())) : 1);
 }
 
 Network make_network(const TrainConfig& c, const torch::Device& dev) {

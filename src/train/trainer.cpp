@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "diffuse/error.hpp"
+#include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
 #include "diffuse/plot.hpp"
 #include "diffuse/progress.hpp"
@@ -131,6 +132,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     r.threads = cfg.threads;
     r.log_every = cfg.log_every;
     r.checkpoint_every = cfg.checkpoint_every;
+    r.sample_every = cfg.sample_every;
     r.device = cfg.device;
     cfg = r;
     start_step = h.step;
@@ -142,7 +144,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     throw Error("'" + run_dir + "' already holds a run", "pass --resume to continue it, or choose another --out");
   }
   validate(cfg);
-  if (cfg.threads > 0) at::set_num_threads(int(cfg.threads));
+  set_intra_op_threads(cfg.threads, is_image_spec(cfg.data));
   const torch::Device dev = resolve_device(cfg.device);
   ensure_dir(run_dir);
 
@@ -215,6 +217,26 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     plot_loss(plot_path, log);
   };
 
+  // Periodic sample grids (images): the EMA network, the same noise and classes every time, so
+  // that the grids of successive steps show the progress of training.
+  auto write_sample_grid = [&](int64_t step) {
+    torch::NoGradGuard g;
+    const int64_t n = cfg.sample_n;
+    ModelDenoiser ema_denoiser(ema.forward, schedule, cfg.prediction);
+    NoiseStream x_noise(cfg.seed, 0, n), step_noise(mix_seed(cfg.seed, 1), 0, n);
+    auto x_T = x_noise.randn({shape[0], shape[1], shape[2]}, torch::TensorOptions().device(dev));
+    Conditioning c;
+    if (num_classes > 0) c.labels = (torch::arange(n, torch::kLong) % num_classes).to(dev);
+    auto x = sample(ema_denoiser, x_T, SamplerConfig{}, step_noise, {}, c).cpu();
+    ensure_dir(run_dir + "/samples");
+    char name[40];
+    std::snprintf(name, sizeof name, "/samples/step_%07lld.png", (long long)step);
+    const int64_t nrow = num_classes > 0 ? std::min(n, num_classes) : int64_t(std::ceil(std::sqrt(double(n))));
+    write_png(run_dir + name, make_grid(to_uint8(x), nrow, 2));
+    if (!hooks.quiet) std::fprintf(stderr, "\nwrote %s%s\n", run_dir.c_str(), name);
+  };
+  const bool grids = data->is_image() && cfg.sample_every > 0;
+
   Progress progress("step", cfg.steps, start_step, cfg.log_every, hooks.quiet);
   auto params = net.module->parameters();
   auto ema_params = ema.module->parameters();
@@ -273,6 +295,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     }
     const bool stop = (hooks.stop && hooks.stop->load()) || (hooks.stop_after && hooks.stop_after(step));
     if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop) save_checkpoint(step);
+    if (grids && (step % cfg.sample_every == 0 || step == cfg.steps)) write_sample_grid(step);
     if (stop && step < cfg.steps) {
       progress.finish("stopped; checkpoint saved");
       return {TrainStatus::Stopped, step, last_loss};
