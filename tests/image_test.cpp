@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
@@ -136,4 +137,44 @@ TEST(ImageTrain, ShortConditionalRunLossFalls) {
   // The sample grid of the last step: 3 gray 28×28 images in one row, 2-pixel padding.
   auto grid = read_png(dir + "/samples/step_0000080.png");
   EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{1, 32, 92}));
+}
+
+TEST(ImageData, JpegDecodesLikePillow) {
+  // tests/data/gradient.jpg and the values below come from tools/reference/make_test_jpeg.py.
+  auto img = read_image(std::string(DIFFUSE_TEST_DATA) + "/gradient.jpg");
+  ASSERT_EQ(img.sizes(), (std::vector<int64_t>{3, 9, 12}));
+  struct Px { int64_t x, y; int r, g, b; };
+  for (const Px& p : {Px{0, 0, 1, 0, 127}, Px{11, 0, 218, 0, 127}, Px{0, 8, 0, 200, 127},
+                      Px{6, 4, 117, 101, 128}, Px{11, 8, 218, 200, 128}}) {
+    EXPECT_NEAR(img[0][p.y][p.x].item<int>(), p.r, 2) << p.x << "," << p.y;
+    EXPECT_NEAR(img[1][p.y][p.x].item<int>(), p.g, 2) << p.x << "," << p.y;
+    EXPECT_NEAR(img[2][p.y][p.x].item<int>(), p.b, 2) << p.x << "," << p.y;
+  }
+}
+
+TEST(ImageData, FolderWithClassSubfoldersAndBadFiles) {
+  const auto dir = fs::path(::testing::TempDir()) / "diffuse_folder";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "cats");
+  fs::create_directories(dir / "dogs");
+  // Different sizes and modes: gray 20×30, RGB 40×40, and the JPEG (RGB 12×9).
+  write_png((dir / "cats" / "a.png").string(), torch::full({1, 20, 30}, 200, torch::kUInt8));
+  write_png((dir / "dogs" / "b.png").string(), torch::full({3, 40, 40}, 50, torch::kUInt8));
+  fs::copy_file(std::string(DIFFUSE_TEST_DATA) + "/gradient.jpg", dir / "dogs" / "c.jpg");
+  auto d = load_image_folder(dir.string(), 8, 3);
+  EXPECT_EQ(d.images.sizes(), (std::vector<int64_t>{3, 3, 8, 8}));
+  EXPECT_EQ(d.class_names, (std::vector<std::string>{"cats", "dogs"}));
+  EXPECT_EQ(d.labels[0].item<int64_t>(), 0);
+  EXPECT_EQ(d.labels[2].item<int64_t>(), 1);
+  EXPECT_NEAR(d.images[0].to(torch::kFloat).mean().item<double>(), 200, 1);  // gray → RGB
+  auto src = make_data_source("folder:" + dir.string(), DataOptions{"", 8, 0});
+  EXPECT_EQ(src->shape()[1], 8);
+  // An unreadable image is reported by name, not skipped.
+  { std::ofstream((dir / "cats" / "broken.png").string()) << "not a png"; }
+  try {
+    load_image_folder(dir.string(), 8);
+    FAIL() << "a broken PNG was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+  }
 }

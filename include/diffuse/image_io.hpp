@@ -42,6 +42,11 @@ const std::vector<std::string>& fashion_mnist_classes();
 // (C = 1) or RGB (C = 3): alpha dropped (not composited), palettes expanded,
 // 16-bit samples reduced to their high byte. Returns (C, H, W) uint8.
 torch::Tensor read_png(const std::string& path);
+// A baseline or progressive JPEG, gray (C = 1) or converted to RGB (C = 3). (C, H, W) uint8.
+torch::Tensor read_jpeg(const std::string& path);
+// PNG or JPEG by the file's extension (.png, .jpg, .jpeg; any case).
+torch::Tensor read_image(const std::string& path);
+bool is_image_file(const std::string& path);  // by extension, as read_image
 // image: (C, H, W) or (H, W), C = 1 or 3; uint8, or floating point in [0, 1]
 // (scaled by 255, rounded, clamped). Atomic write.
 void write_png(const std::string& path, const torch::Tensor& image);
@@ -67,17 +72,17 @@ torch::Tensor make_grid(const torch::Tensor& images, int64_t nrow, int64_t paddi
 void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames,
                int delay_cs = 8, int hold_last = 10, int scale = 1);
 
-// A folder of PNG images of any size, grayscale or RGB (searched recursively;
+// A folder of PNG or JPEG images of any size, grayscale or RGB (searched recursively;
 // hidden files and folders, whose names start with '.', are ignored). Each image
 // is converted to `channels` (1 or 3; 0 = those of the first image in sorted
 // order; RGB → gray by ITU-R 601 luma), resized so its short side is image_size
 // (bilinear, antialiased) and center-cropped to image_size × image_size.
 // Labeled when every image lies in a subfolder of `path`: the label is the index
 // of its top-level subfolder name among the sorted names of those holding images
-// (class_names); otherwise unlabeled. Only .png (any case) files are read: a PNG
-// that fails to decode is reported by name in the thrown error (up to 10 names,
-// all failures counted), never skipped; any other file is an error naming it
-// (only PNG is supported). An empty folder is an error.
+// (class_names); otherwise unlabeled. Files ending .png, .jpg or .jpeg (any case)
+// are read: one that fails to decode is reported by name in the thrown error (up to
+// 10 names, all failures counted), never skipped; any other file is an error naming
+// it. An empty folder is an error.
 LabeledImages load_image_folder(const std::string& path, int64_t image_size,
                                 int64_t channels = 0);
 

@@ -1,4 +1,4 @@
-// A folder of PNG images → (N, C, S, S) uint8, labeled by subfolder (see image_io.hpp).
+// A folder of PNG/JPEG images → (N, C, S, S) uint8, labeled by subfolder (see image_io.hpp).
 #include <torch/nn/functional/upsampling.h>
 #include <torch/types.h>
 #include <torch/version.h>
@@ -19,11 +19,6 @@ namespace image_folder_io {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string folder_lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
 
 // (c, H, W) uint8 → (channels, H, W) uint8; RGB → gray by ITU-R 601 luma.
 torch::Tensor folder_convert_channels(const torch::Tensor& chw, int64_t channels) {
@@ -74,7 +69,7 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
                 std::to_string(channels));
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error("image folder '" + path + "' not found", "check the path");
-  if (!fs::is_directory(path, ec)) throw Error("'" + path + "' is not a folder", "pass a folder of PNG images");
+  if (!fs::is_directory(path, ec)) throw Error("'" + path + "' is not a folder", "pass a folder of PNG or JPEG images");
 
   // Collect files (sorted), skipping hidden entries.
   const fs::path root(path);
@@ -92,19 +87,19 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
     }
     if (!it->is_regular_file(entry_ec)) continue;
     const fs::path rel = p.lexically_relative(root);
-    if (folder_lower(p.extension().string()) == ".png") pngs.push_back(rel);
+    if (is_image_file(p.string())) pngs.push_back(rel);
     else others.push_back(rel.generic_string());
   }
   if (ec) throw Error("cannot list image folder '" + path + "': " + ec.message());
   if (!others.empty()) {
     std::sort(others.begin(), others.end());
     throw Error("image folder '" + path + "' holds " + std::to_string(others.size()) +
-                " file(s) that are not PNG images: " + folder_list(others) + "; only PNG is supported",
-                "convert the images to PNG (e.g. mogrify -format png *.jpg) and move other files out of the folder");
+                " file(s) that are not PNG or JPEG images: " + folder_list(others),
+                "move other files out of the folder (images: .png, .jpg, .jpeg)");
   }
   if (pngs.empty())
-    throw Error("image folder '" + path + "' holds no PNG images",
-                "put .png files in it, or in one subfolder per class for labels");
+    throw Error("image folder '" + path + "' holds no PNG or JPEG images",
+                "put .png/.jpg files in it, or in one subfolder per class for labels");
   std::sort(pngs.begin(), pngs.end(),
             [](const fs::path& a, const fs::path& b) { return a.generic_string() < b.generic_string(); });
   const int64_t n = int64_t(pngs.size());
@@ -129,7 +124,7 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
   std::vector<std::string> failures(pngs.size());
   auto decode = [&](int64_t i) -> torch::Tensor {
     try {
-      return read_png((root / pngs[i]).string());
+      return read_image((root / pngs[i]).string());
     } catch (const std::exception& e) {
       failures[i] = e.what();
       return {};
@@ -159,7 +154,7 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
       bad.push_back(pngs[i].generic_string());
     }
   if (!bad.empty())
-    throw Error(std::to_string(bad.size()) + " of " + std::to_string(n) + " PNG files in '" + path +
+    throw Error(std::to_string(bad.size()) + " of " + std::to_string(n) + " image files in '" + path +
                     "' could not be read: " + folder_list(bad) + " (the first: " + first_reason + ")",
                 "repair or remove those files");
   if (labeled) out.labels = torch::tensor(labels, torch::kInt64);
