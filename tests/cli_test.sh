@@ -30,7 +30,8 @@ expect_ok() {
 # help documents flags with defaults
 "$BIN" train --help | grep -q -- "--steps INT=5000" && ok || bad "train --help shows --steps default"
 "$BIN" schedule --help | grep -q -- "--beta-end FLOAT=0.02" && ok || bad "schedule --help shows --beta-end default"
-"$BIN" sample --help | grep -q -- "--variance TEXT=beta-tilde" && ok || bad "sample --help shows --variance default"
+"$BIN" sample --help | grep -q -- "--sampler TEXT=ddpm" && ok || bad "sample --help shows --sampler default"
+"$BIN" sample --help | grep -q -- "--spacing TEXT=trailing" && ok || bad "sample --help shows --spacing default"
 expect_ok info "$BIN" info
 grep -q "LibTorch" "$T/out.txt" && grep -q "BLAS" "$T/out.txt" && ok || bad "info prints LibTorch and BLAS"
 
@@ -74,7 +75,23 @@ expect_ok sample "$BIN" sample --run "$T/run" --n 20 --out "$T/s" --chain "$T/ch
 expect_ok sample-b "$BIN" sample --run "$T/run" --n 20 --batch 7 --out "$T/s7"
 cmp -s "$T/s/samples.csv" "$T/s7/samples.csv" && ok || bad "samples independent of --batch"
 expect_fail sample-norun "no checkpoint at" "$BIN" sample --run "$T/nothing" --n 2 --out "$T/s2"
-expect_fail bad-sampler "valid samplers: ddpm" "$BIN" sample --run "$T/run" --n 2 --out "$T/s3" --sampler euler-a
+expect_fail bad-sampler "valid samplers: ddpm, ddim, euler, euler-ancestral, heun, dpm++2m, dpm++2m-sde, unipc" \
+  "$BIN" sample --run "$T/run" --n 2 --out "$T/s3" --sampler euler-a
+# every sampler from the CLI, with few steps; stochastic ones independent of the batch
+for s in ddpm ddim euler euler-ancestral heun dpm++2m dpm++2m-sde unipc; do
+  expect_ok "sample-$s" "$BIN" sample --run "$T/run" --n 12 --out "$T/x-$s" --sampler "$s" --steps 8 --sigmas karras
+  [ "$(wc -l <"$T/x-$s/samples.csv")" = 12 ] && ok || bad "$s writes 12 samples"
+done
+expect_ok sample-ea7 "$BIN" sample --run "$T/run" --n 12 --batch 5 --out "$T/x-ea7" --sampler euler-ancestral --steps 8 --sigmas karras
+cmp -s "$T/x-euler-ancestral/samples.csv" "$T/x-ea7/samples.csv" && ok || bad "euler-ancestral samples independent of --batch"
+expect_ok sample-ddim-eta "$BIN" sample --run "$T/run" --n 4 --out "$T/x-de" --sampler ddim --steps 10 --eta 1 --spacing leading --steps-offset 1
+expect_ok sample-custom "$BIN" sample --run "$T/run" --n 4 --out "$T/x-ct" --sampler dpm++2m --timesteps 49,30,12,3
+expect_fail eta-euler "eta applies to ddim, euler-ancestral, dpm++2m-sde" \
+  "$BIN" sample --run "$T/run" --n 2 --out "$T/x" --sampler euler --eta 0.5
+expect_fail too-many-steps "60 steps is more than the model's T = 50" "$BIN" sample --run "$T/run" --n 2 --out "$T/x" --steps 60
+expect_fail bad-spacing "valid timestep spacings: leading, trailing, linspace" \
+  "$BIN" sample --run "$T/run" --n 2 --out "$T/x" --spacing even
+expect_fail bad-order "valid orders: 1, 2, 3" "$BIN" sample --run "$T/run" --n 2 --out "$T/x" --sampler unipc --order 4
 expect_ok eval "$BIN" eval swd --a "$T/s/samples.csv" --b "$T/moons.csv"
 grep -q "sliced_wasserstein_2" "$T/out.txt" && ok || bad "eval swd prints the distance"
 expect_ok forward "$BIN" forward --data signals --schedule sigmoid --T 100 --beta-max 0.1 --out "$T/fwd.png"
@@ -94,6 +111,8 @@ expect_ok img-sample "$BIN" sample --run "$T/img" --n 5 --batch 2 --class sneake
 [ "$(head -c 6 "$T/chain.gif")" = "GIF89a" ] && [ -s "$T/grid.png" ] && [ -s "$T/strip.png" ] && ok || bad "grid, chain GIF, strip"
 expect_ok img-sample1 "$BIN" sample --run "$T/img" --n 5 --class 7 --guidance 2 --out "$T/imgs1"
 cmp -s "$T/imgs/000003.png" "$T/imgs1/000003.png" && ok || bad "sample i does not depend on the batch (class 7 = sneaker)"
+expect_ok img-dpm "$BIN" sample --run "$T/img" --n 3 --out "$T/imgd" --sampler dpm++2m --steps 5 --strip "$T/strip5.png"
+[ -s "$T/imgd/000002.png" ] && [ -s "$T/strip5.png" ] && ok || bad "dpm++2m image samples and strip"
 expect_fail bad-class "or t-shirt, trouser" "$BIN" sample --run "$T/img" --n 1 --class boots --out "$T/x"
 expect_fail no-mnist "apt-get install dataset-fashion-mnist" "$BIN" train --data fashion-mnist --data-dir "$T/none" --out "$T/x"
 expect_ok img-forward "$BIN" forward --data fashion-mnist:test --out "$T/ffwd.png"

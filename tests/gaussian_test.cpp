@@ -65,7 +65,7 @@ TEST_P(DdpmOracle, ReproducesGaussianMeanAndCovariance) {
   const int64_t N = 6000;
   NoiseStream init(11, 0, N), steps(12, 0, N);
   SamplerConfig cfg;
-  cfg.ddpm_variance = GetParam();
+  cfg.variance = GetParam();
   auto x = sample(d, init.randn({8}, torch::dtype(torch::kFloat64)), cfg, steps).to(torch::kFloat64);
   auto mean = x.mean(0);
   auto xc = x - mean;

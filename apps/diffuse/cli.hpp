@@ -4,6 +4,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "diffuse/sampler.hpp"
 #include "diffuse/schedule.hpp"
 
 namespace diffuse::cli {
@@ -26,6 +27,24 @@ struct ScheduleFlags {
   ScheduleConfig resolve(ScheduleConfig base) const;  // base with the given flags applied
 };
 void add_schedule_flags(CLI::App& cmd, ScheduleFlags& f);
+
+// Sampler flags (--sampler, --steps, --spacing, --sigmas, --eta, …), shared by every
+// command that samples. resolve() parses the names and sets the sampler-specific
+// options that were given, so that SamplerConfig validation can reject them.
+struct SamplerFlags {
+  std::string sampler = to_string(SamplerConfig{}.kind);
+  std::string spacing = to_string(SamplerConfig{}.spacing);
+  std::string sigmas = to_string(SamplerConfig{}.sigmas);
+  std::string variance = "beta-tilde";
+  int64_t steps = 0, steps_offset = 0;
+  double rho = 7.0, clip = 0.0, eta = 0, churn = 0, s_tmin = 0, s_tmax = 0, s_noise = 1;
+  int order = 2;
+  bool final_alpha_one = true;
+  std::vector<int64_t> timesteps;
+  CLI::Option *o_variance{}, *o_eta{}, *o_churn{}, *o_tmin{}, *o_tmax{}, *o_noise{}, *o_order{}, *o_final{};
+  SamplerConfig resolve() const;
+};
+void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 
 // Whether the user gave this option on the command line.
 inline bool given(const CLI::Option* o) { return o && o->count() > 0; }

@@ -2,6 +2,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 
@@ -21,11 +23,11 @@ namespace diffuse::cli {
 namespace {
 struct Opts {
   std::string run, out, chain, grid, strip, weights = "ema", device = "auto", cls;
-  std::string sampler = to_string(SamplerConfig{}.kind), variance = to_string(SamplerConfig{}.ddpm_variance);
+  SamplerFlags sampler;
   int64_t n = 1000, batch = 256;
   uint64_t seed = 0;
   int64_t threads = 0;
-  double clip = SamplerConfig{}.clip_x0, guidance = 1.0;
+  double guidance = 1.0;
 };
 
 // --class: a number or a class name of the run's data.
@@ -50,10 +52,6 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--n", o->n, "number of samples")->capture_default_str();
   cmd->add_option("--out", o->out, "output folder (vectors: samples.csv, samples.png; images: 000000.png …)")
       ->required();
-  cmd->add_option("--sampler", o->sampler, "sampler: " + join(sampler_kind_names()))->capture_default_str();
-  cmd->add_option("--variance", o->variance, "ddpm: reverse variance, beta or beta-tilde")->capture_default_str();
-  cmd->add_option("--clip", o->clip, "clamp the x0 estimate to [-clip, clip] in model units (0: off)")
-      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed; sample i depends only on (seed, i)")->capture_default_str();
   cmd->add_option("--batch", o->batch, "samples drawn at once")->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
@@ -66,13 +64,11 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--chain", o->chain, "the reverse process of the first samples (vectors: PNG; images: GIF)");
   cmd->add_option("--grid", o->grid, "images: a grid of all samples to this PNG");
   cmd->add_option("--strip", o->strip, "images: x_t at several t, one row per sample (first 8), to this PNG");
+  add_sampler_flags(*cmd, o->sampler);
   cmd->callback([o] {
     if (o->n < 1 || o->batch < 1) throw Error("--n and --batch must be >= 1");
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
-    SamplerConfig sc;
-    sc.kind = parse_sampler_kind(o->sampler);
-    sc.ddpm_variance = parse_ddpm_variance(o->variance);
-    sc.clip_x0 = o->clip;
+    const SamplerConfig sc = o->sampler.resolve();
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
@@ -82,7 +78,7 @@ void add_sample(CLI::App& app) {
         image ? std::vector<int64_t>{run.config.unet.in_channels, run.config.unet.image_size, run.config.unet.image_size}
               : std::vector<int64_t>{run.config.model.dim};
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
-    const int64_t T = run.denoiser->schedule().T();
+    const int64_t S = int64_t(sampling_grid(run.denoiser->schedule(), sc).size()) - 1;
     if (!o->cls.empty() && num_classes == 0)
       throw Error("--class needs a class-conditional run", "train with \"class_conditional\": true");
     const int64_t fixed_class = o->cls.empty() ? -1 : parse_class(o->cls, run.class_names, num_classes);
@@ -94,7 +90,12 @@ void add_sample(CLI::App& app) {
     std::vector<Snapshot> chain;
     std::vector<torch::Tensor> frames, strip;
     const int64_t shown = std::min<int64_t>(o->n, 16), strip_rows = std::min<int64_t>(o->n, 8);
-    const std::vector<int64_t> marks = {T - 1, (3 * T) / 4, T / 2, T / 4, T / 10, 0};
+    // Vector chain: after steps ≈ S/4, S/2, 3S/4, 9S/10 and the last.
+    std::vector<int64_t> marks;
+    for (double f : {0.25, 0.5, 0.75, 0.9, 1.0}) {
+      const int64_t k = std::max<int64_t>(0, int64_t(std::lround(f * double(S))) - 1);
+      if (marks.empty() || k > marks.back()) marks.push_back(k);
+    }
     std::vector<torch::Tensor> parts;
     Progress progress("sampling", o->n, 0, 1, false);
     for (int64_t first = 0; first < o->n; first += o->batch) {
@@ -109,18 +110,21 @@ void add_sample(CLI::App& app) {
       StepCallback cb;
       if (first == 0 && (!o->chain.empty() || !o->strip.empty())) {
         auto keep = [&](const torch::Tensor& x, int64_t rows) { return x.slice(0, 0, rows).cpu(); };
-        chain.push_back({"x_T (t = " + std::to_string(T - 1) + ", noise)", x_T.cpu()});
+        chain.push_back({"x_T (noise)", x_T.cpu()});
         frames.push_back(keep(x_T, shown));
         strip.push_back(keep(x_T, strip_rows));
-        cb = [&, T](const StepInfo& s) {
+        cb = [&](const StepInfo& s) {
+          const bool last = s.step + 1 == s.total;
           if (image) {
-            if (s.step % std::max<int64_t>(1, T / 40) == 0 || s.t == 0) frames.push_back(keep(s.x, shown));
-            if (s.t % std::max<int64_t>(1, T / 8) == 0 && s.t > 0) strip.push_back(keep(s.x, strip_rows));
-            if (s.t == 0) strip.push_back(keep(s.x, strip_rows));
-          } else {
-            for (size_t k = 1; k < marks.size(); ++k)
-              if (s.t == marks[k] && !(k + 1 < marks.size() && marks[k + 1] == s.t))
-                chain.push_back({"t = " + std::to_string(s.t), s.x.cpu()});
+            if ((s.step + 1) % std::max<int64_t>(1, s.total / 40) == 0 || last) frames.push_back(keep(s.x, shown));
+            if ((s.step + 1) % std::max<int64_t>(1, s.total / 8) == 0 || last) {
+              if (strip.size() < 9 || last) strip.push_back(keep(s.x, strip_rows));
+            }
+          } else if (std::find(marks.begin(), marks.end(), s.step) != marks.end()) {
+            char label[64];
+            std::snprintf(label, sizeof label, last ? "x_0 (step %lld)" : "step %lld (t = %.0f)",
+                          (long long)s.step + 1, s.t);
+            chain.push_back({label, s.x.cpu()});
           }
         };
       }
@@ -164,7 +168,7 @@ void add_sample(CLI::App& app) {
     std::printf("wrote %lld samples to %s/samples.csv and %s/samples.png\n", (long long)o->n, o->out.c_str(),
                 o->out.c_str());
     if (!o->chain.empty()) {
-      save_process_figure(o->chain, "reverse process (" + o->sampler + "), " + run.config.data +
+      save_process_figure(o->chain, "reverse process (" + to_string(sc.kind) + ", " + std::to_string(S) + " steps), " + run.config.data +
                                         " — in the model's standardised space", chain, true);
       std::printf("wrote the reverse chain to %s\n", o->chain.c_str());
     }

@@ -27,14 +27,18 @@ struct Prediction {
 class Denoiser {
  public:
   virtual ~Denoiser() = default;
-  // x_t: (B, ...) ; t: (B) int64 in [0, T).
+  // x_t: (B, ...) ; t: (B) timesteps in [0, T−1]: int64, or floating point when a
+  // sampler works between the model's timesteps (σ grids); then ᾱ(t) is
+  // NoiseSchedule::alpha_bar_at(t) and a network sees the fractional t.
   virtual Prediction predict(const torch::Tensor& x_t, const torch::Tensor& t,
                              const Conditioning& cond = {}) const = 0;
   virtual const NoiseSchedule& schedule() const = 0;
 };
 
-// Any model as a callable: (x_t (B,...), t (B) int64, cond) → raw output of type
+// Any model as a callable: (x_t (B,...), t (B), cond) → raw output of type
 // `prediction`. This is how users plug their own networks into the samplers.
+// t is int64 on the model's timesteps and float64 between them (Karras or
+// exponential σ grids, linspace spacing for σ-space samplers).
 using ModelFn = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t,
                                             const Conditioning& cond)>;
 

@@ -17,6 +17,11 @@ namespace diffuse {
 // broadcast against a tensor of `ndim` dimensions, as float64 on t's device.
 torch::Tensor gather_coef(const std::vector<double>& values, const torch::Tensor& t, int64_t ndim);
 
+// ᾱ at timesteps t (B), shaped (B, 1, …, 1) for `ndim` dimensions, float64 on t's
+// device. Integer t (any dtype) reads the table; fractional t (samplers on σ
+// grids) uses NoiseSchedule::alpha_bar_at.
+torch::Tensor alpha_bar_of(const NoiseSchedule& s, const torch::Tensor& t, int64_t ndim);
+
 // q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I):  x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε.
 torch::Tensor q_sample(const NoiseSchedule& s, const torch::Tensor& x0, const torch::Tensor& t,
                        const torch::Tensor& noise);

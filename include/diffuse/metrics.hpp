@@ -14,4 +14,19 @@ namespace diffuse {
 double sliced_wasserstein(const torch::Tensor& a, const torch::Tensor& b, int64_t projections = 512,
                           uint64_t seed = 0);
 
+// A Gaussian fitted to a set of feature vectors (N, D): mean (D) and unbiased
+// covariance (D, D), float64.
+struct GaussianStats {
+  torch::Tensor mean, cov;
+  int64_t n = 0;
+};
+GaussianStats gaussian_stats(const torch::Tensor& x);
+
+// Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (Dowson & Landau 1982; FID):
+//   d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁ Σ₂)^{1/2}
+// with tr (Σ₁Σ₂)^{1/2} = Σ_i √λ_i(Σ₁^{1/2} Σ₂ Σ₁^{1/2}), a symmetric PSD matrix whose
+// eigenvalues come from eigh (stable where scipy's sqrtm of the non-symmetric
+// product is not), in float64. Returns d² (as FID does).
+double frechet_distance(const GaussianStats& a, const GaussianStats& b);
+
 }  // namespace diffuse

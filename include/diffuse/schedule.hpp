@@ -57,6 +57,17 @@ class NoiseSchedule {
   // SNR_t = ᾱ_t / (1 − ᾱ_t).
   double snr(int64_t t) const;
 
+  // Between timesteps: t ∈ [0, T−1] may be fractional. log σ is interpolated
+  // linearly between the neighbouring timesteps (as k-diffusion and diffusers'
+  // _sigma_to_t do), so sigma_at and t_at_sigma are exact inverses, and at integer
+  // t they return the table values. ᾱ(t) = 1 / (1 + σ(t)²).
+  double sigma_at(double t) const;
+  double alpha_bar_at(double t) const;
+  // The (fractional) t whose σ(t) = sigma, clamped to [0, T−1].
+  double t_at_sigma(double sigma) const;
+  double sigma_min() const { return sigma(0); }
+  double sigma_max() const { return sigma(T() - 1); }
+
   // Posterior q(x_{t−1} | x_t, x_0) = N(c0·x_0 + ct·x_t, β̃_t I) (seed 002, §逆扩散过程):
   //   β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t
   //   c0  = β_t √ᾱ_{t−1} / (1 − ᾱ_t),   ct = √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t)

@@ -29,13 +29,8 @@ Prediction GaussianDenoiser::predict(const torch::Tensor& x_t, const torch::Tens
   // x_t: (B, D), t: (B)
   const auto dev = x_t.device();
   auto x = x_t.to(torch::kFloat64);
-  std::vector<double> a_tab(schedule_.T()), s_tab(schedule_.T());
-  for (int64_t i = 0; i < schedule_.T(); ++i) {
-    a_tab[i] = std::sqrt(schedule_.alpha_bar(i));
-    s_tab[i] = std::sqrt(1.0 - schedule_.alpha_bar(i));
-  }
-  auto a = gather_coef(a_tab, t, 2).to(dev);  // (B, 1)
-  auto s = gather_coef(s_tab, t, 2).to(dev);
+  auto ab = alpha_bar_of(schedule_, t, 2).to(dev);  // (B, 1); t may be fractional
+  auto a = ab.sqrt(), s = (1.0 - ab).sqrt();
   auto mu = mean_.to(dev), U = eigvec_.to(dev), lam = eigval_.to(dev).unsqueeze(0);  // (1, D)
   auto z = torch::matmul(x - a * mu, U);                          // Uᵀ(x_t − aμ), as rows
   auto gain = a * lam / (a * a * lam + s * s);                    // aλ / (a²λ + s²)

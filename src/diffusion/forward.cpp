@@ -14,6 +14,17 @@ torch::Tensor gather_coef(const std::vector<double>& values, const torch::Tensor
   return table.index_select(0, t.to(torch::kLong)).view(shape);
 }
 
+torch::Tensor alpha_bar_of(const NoiseSchedule& s, const torch::Tensor& t, int64_t ndim) {
+  if (!t.is_floating_point()) return gather_coef(s.alphas_cumprod(), t, ndim);
+  auto tc = t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<double> ab(size_t(tc.numel()));
+  const double* tp = tc.data_ptr<double>();
+  for (size_t i = 0; i < ab.size(); ++i) ab[i] = s.alpha_bar_at(tp[i]);
+  std::vector<int64_t> shape(std::max<int64_t>(ndim, 1), 1);
+  shape[0] = t.size(0);
+  return torch::tensor(ab, torch::dtype(torch::kFloat64)).view(shape).to(t.device());
+}
+
 namespace {
 // f applied to every entry of a table.
 template <class F>

@@ -13,12 +13,8 @@ struct AS {
   torch::Tensor a, s;  // √ᾱ_t and √(1 − ᾱ_t), shaped to broadcast, float64
 };
 AS coefs(const NoiseSchedule& sch, const torch::Tensor& t, int64_t ndim) {
-  std::vector<double> a(sch.T()), s(sch.T());
-  for (int64_t i = 0; i < sch.T(); ++i) {
-    a[i] = std::sqrt(sch.alpha_bar(i));
-    s[i] = std::sqrt(1.0 - sch.alpha_bar(i));
-  }
-  return {gather_coef(a, t, ndim), gather_coef(s, t, ndim)};
+  auto ab = alpha_bar_of(sch, t, ndim);
+  return {ab.sqrt(), (1.0 - ab).sqrt()};
 }
 }  // namespace
 

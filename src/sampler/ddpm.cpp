@@ -1,37 +1,33 @@
-// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), written with the
-// posterior of seed 002: for t = T−1 … 0,
-//   x̂₀ = denoiser's estimate (optionally clamped),
-//   μ  = c0(t)·x̂₀ + ct(t)·x_t           (mean of q(x_{t−1} | x_t, x̂₀))
-//   x_{t−1} = μ + σ_t z,  σ_t² = β̃_t or β_t,  z ~ N(0, I),  no noise at t = 0.
-// With unclamped x̂₀ this is μ = (x_t − β_t/√(1−ᾱ_t) ε̂)/√α_t.
-#include <torch/torch.h>
+// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), respaced to the grid
+// (Nichol & Dhariwal 2021, §4): from grid point t to the next point t', with
+// ᾱ = ᾱ_t, ᾱ' = ᾱ_t' (1 at the end) and the step's own β = 1 − ᾱ/ᾱ',
+//   x̂₀ = the denoiser's estimate (optionally clamped),
+//   μ  = β √ᾱ' / (1 − ᾱ) · x̂₀ + √(1 − β) (1 − ᾱ') / (1 − ᾱ) · x_t   (mean of q(x_t' | x_t, x̂₀), seed 002)
+//   x_t' = μ + σ z,  σ² = β̃ = (1 − ᾱ')/(1 − ᾱ) β  or  σ² = β;  no noise on the last step.
+// With all T timesteps this is exactly Algorithm 2; with unclamped x̂₀,
+// μ = (x_t − β/√(1 − ᾱ) ε̂)/√(1 − β).
+#include "context.hpp"
 
-#include <cmath>
+namespace diffuse::sampler_detail {
 
-#include "diffuse/sampler.hpp"
-
-namespace diffuse {
-
-torch::Tensor sample_ddpm(const Denoiser& denoiser, torch::Tensor x, const SamplerConfig& cfg,
-                          NoiseStream& noise, const StepCallback& callback,
-                          const Conditioning& cond) {
-  const NoiseSchedule& s = denoiser.schedule();
-  const int64_t T = s.T(), B = x.size(0);
-  const std::vector<int64_t> sample_shape(x.sizes().begin() + 1, x.sizes().end());
-  for (int64_t t = T - 1; t >= 0; --t) {
-    auto tt = torch::full({B}, t, torch::dtype(torch::kLong).device(x.device()));
-    auto x0 = denoiser.predict(x, tt, cond).x0;
-    if (cfg.clip_x0 > 0) x0 = x0.clamp(-cfg.clip_x0, cfg.clip_x0);
-    auto mean = s.posterior_coef_x0(t) * x0 + s.posterior_coef_xt(t) * x;
-    if (t > 0) {
-      const double var = cfg.ddpm_variance == DdpmVariance::Beta ? s.beta(t) : s.posterior_variance(t);
-      x = mean + std::sqrt(var) * noise.randn(sample_shape, x.options());
-    } else {
-      x = mean;
+torch::Tensor sample_ddpm(Context& c, torch::Tensor x) {
+  const bool beta_tilde = c.cfg.variance.value_or(DdpmVariance::BetaTilde) == DdpmVariance::BetaTilde;
+  const int64_t S = c.steps();
+  for (int64_t i = 0; i < S; ++i) {
+    const GridPoint& p = c.grid[i];
+    const double ab = p.alpha_bar, ab_prev = c.grid[i + 1].alpha_bar;
+    const double beta = 1.0 - ab / ab_prev;
+    auto x0 = c.denoise(x, p).x0;
+    const double c0 = beta * std::sqrt(ab_prev) / (1.0 - ab);
+    const double ct = std::sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
+    x = c0 * x0 + ct * x;
+    if (i + 1 < S) {
+      const double var = beta_tilde ? (1.0 - ab_prev) / (1.0 - ab) * beta : beta;
+      x = x + std::sqrt(var) * c.randn_like(x);
     }
-    if (callback) callback({T - 1 - t, T, t, x, x0});
+    c.report(i, p, x, x0);
   }
   return x;
 }
 
-}  // namespace diffuse
+}  // namespace diffuse::sampler_detail

@@ -13,18 +13,33 @@ uint64_t mix_seed(uint64_t seed, uint64_t index) {
   return z ^ (z >> 31);
 }
 
-NoiseStream::NoiseStream(uint64_t seed, int64_t first_index, int64_t count) {
+NoiseStream::NoiseStream(uint64_t seed, int64_t first_index, int64_t count) : count_(count) {
   gens_.reserve(count);
   for (int64_t i = 0; i < count; ++i)
     gens_.push_back(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, first_index + i)));
 }
 
+NoiseStream NoiseStream::shared(torch::Generator generator, int64_t count) {
+  NoiseStream s;
+  s.gens_.push_back(std::move(generator));
+  s.count_ = count;
+  s.shared_ = true;
+  return s;
+}
+
 torch::Tensor NoiseStream::randn(const std::vector<int64_t>& sample_shape,
                                  const torch::TensorOptions& options) {
-  std::vector<torch::Tensor> rows;
-  rows.reserve(gens_.size());
-  for (auto& g : gens_) rows.push_back(at::randn(sample_shape, g, torch::kFloat32));
-  auto out = torch::stack(rows);
+  torch::Tensor out;
+  if (shared_) {
+    std::vector<int64_t> shape{count_};
+    shape.insert(shape.end(), sample_shape.begin(), sample_shape.end());
+    out = at::randn(shape, gens_[0], torch::kFloat32);
+  } else {
+    std::vector<torch::Tensor> rows;
+    rows.reserve(gens_.size());
+    for (auto& g : gens_) rows.push_back(at::randn(sample_shape, g, torch::kFloat32));
+    out = torch::stack(rows);
+  }
   return out.to(options.device(), options.has_dtype() ? options.dtype().toScalarType()
                                                       : torch::kFloat32);
 }

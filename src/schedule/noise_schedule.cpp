@@ -1,4 +1,5 @@
 // NoiseSchedule: the ᾱ table, σ, SNR and the posterior q(x_{t−1}|x_t, x_0).
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -69,6 +70,37 @@ double NoiseSchedule::posterior_coef_x0(int64_t t) const {
 
 double NoiseSchedule::posterior_coef_xt(int64_t t) const {
   return std::sqrt(alpha(t)) * (1.0 - alpha_bar_prev(t)) / (1.0 - alpha_bar(t));
+}
+
+double NoiseSchedule::sigma_at(double t) const {
+  if (!(t >= 0.0 && t <= double(T() - 1)))
+    throw Error("timestep " + fmt(t) + " is outside [0, " + std::to_string(T() - 1) + "]");
+  const int64_t lo = std::min<int64_t>(int64_t(std::floor(t)), T() - 1);
+  const double w = t - double(lo);
+  if (w == 0.0) return sigma(lo);
+  // log σ(t) = (1 − w) log σ_lo + w log σ_hi
+  return std::exp((1.0 - w) * std::log(sigma(lo)) + w * std::log(sigma(lo + 1)));
+}
+
+double NoiseSchedule::alpha_bar_at(double t) const {
+  if (t == std::floor(t) && t >= 0.0 && t <= double(T() - 1)) return alpha_bar(int64_t(t));
+  const double s = sigma_at(t);
+  return 1.0 / (1.0 + s * s);
+}
+
+double NoiseSchedule::t_at_sigma(double sig) const {
+  if (!(sig > 0.0)) throw Error("σ = " + fmt(sig) + " has no timestep", "σ must be > 0");
+  const double ls = std::log(sig);
+  if (ls <= std::log(sigma(0))) return 0.0;
+  if (ls >= std::log(sigma(T() - 1))) return double(T() - 1);
+  // σ grows with t: find lo with log σ_lo ≤ log σ < log σ_{lo+1} by bisection.
+  int64_t lo = 0, hi = T() - 1;
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (std::log(sigma(mid)) <= ls ? lo : hi) = mid;
+  }
+  const double a = std::log(sigma(lo)), b = std::log(sigma(hi));
+  return double(lo) + (ls - a) / (b - a);
 }
 
 NoiseSchedule make_schedule(const ScheduleConfig& c) {
