@@ -10,6 +10,8 @@ PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pt
             libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
             libgtest-dev googletest fonts-dejavu-core \
             libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist
+# Only for `make bench`: the PyTorch reference rows of the throughput benchmark.
+BENCH_PACKAGES := python3-torch
 export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
@@ -41,6 +43,12 @@ test: build
 
 demo: build
 	bash tools/demo.sh $(BUILD)/diffuse out/demo
+
+# Speed, measured (never in tests): training throughput against PyTorch eager and this
+# machine's convolution peak. See bench/README.md and docs/images.md.
+bench: build
+	@$(MAKE) --no-print-directory setup PACKAGES="$(BENCH_PACKAGES)"
+	bash bench/train_throughput.sh $(BUILD)/bench/bench_train_throughput
 
 install: build
 	cmake --install $(BUILD)

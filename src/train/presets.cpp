@@ -26,7 +26,7 @@ const Preset kPresets[] = {
          "schedule": {"kind": "linear", "T": 1000},
          "unet": {"base_channels": 32, "channel_mult": [1, 2, 2], "blocks_per_level": 2,
                   "attention_resolutions": [7], "head_channels": 32, "dropout": 0.0, "groups": 8},
-         "steps": 2000, "batch": 64, "lr": 1e-3, "warmup": 200, "ema_decay": 0.998,
+         "steps": 3600, "batch": 64, "lr": 1e-3, "warmup": 200, "ema_decay": 0.998,
          "log_every": 50, "checkpoint_every": 250, "sample_every": 1000, "sample_n": 20})"},
 };
 }  // namespace

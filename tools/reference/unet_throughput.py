@@ -32,13 +32,20 @@ def timestep_embedding(t, dim):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
+class GroupNorm(nn.GroupNorm):
+    # Under CPU bf16 autocast (torch 1.13) group_norm gets a bf16 input and fp32 weights and
+    # refuses; run it in the input's dtype, as diffuse::unet_group_norm does.
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin, cout, emb, groups, dropout):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups_for(groups, cin), cin)
+        self.norm1 = GroupNorm(groups_for(groups, cin), cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.emb_proj = nn.Linear(emb, cout)
-        self.norm2 = nn.GroupNorm(groups_for(groups, cout), cout)
+        self.norm2 = GroupNorm(groups_for(groups, cout), cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = dropout
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
@@ -57,7 +64,7 @@ class Attention(nn.Module):
     def __init__(self, c, head_channels, groups):
         super().__init__()
         self.heads = c // head_channels
-        self.norm = nn.GroupNorm(groups_for(groups, c), c)
+        self.norm = GroupNorm(groups_for(groups, c), c)
         self.qkv = nn.Conv2d(c, 3 * c, 1)
         self.proj = nn.Conv2d(c, c, 1)
 
@@ -115,7 +122,7 @@ class UNet(nn.Module):
                 ch = out
             if i > 0:
                 self.upsample.append(nn.Conv2d(ch, ch, 3, padding=1))
-        self.out_norm = nn.GroupNorm(groups_for(o["groups"], ch), ch)
+        self.out_norm = GroupNorm(groups_for(o["groups"], ch), ch)
         self.out = nn.Conv2d(ch, o["in_channels"], 3, padding=1)
 
     def forward(self, x, t, y=None):
