@@ -1,7 +1,9 @@
 // Quality versus cost of every sampler on a trained image run: for each sampler and
-// number of steps, N samples (classes in turn for class-conditional runs), their
-// Fréchet distance to the test split in pixel space (Gaussians fitted to the 784 pixel
-// values; the evaluation issue adds a feature network), and the wall time per image.
+// number of steps, N samples (classes in turn for class-conditional runs, drawn as
+// `diffuse sample` draws them), their Fréchet distance to the test split in the
+// features of the project's Fashion-MNIST network (diffuse eval fd) and in pixel space,
+// and the wall time per image. Samples are cached in OUT/samples/, so that a stopped
+// sweep resumes where it stopped.
 // Writes a Markdown table, results.json and a plot of distance against network calls.
 //
 //   bench_sampler_quality --run RUN_DIR --out DIR [--n 500] [--batch 250] [--seed 0]
@@ -20,13 +22,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "diffuse/draw.hpp"
 #include "diffuse/error.hpp"
+#include "diffuse/featnet.hpp"
 #include "diffuse/guidance.hpp"
 #include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
@@ -47,10 +52,8 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-// Pixels in [−1, 1] as (N, C·H·W) after the 8-bit round trip the PNGs would see.
-torch::Tensor pixels(const torch::Tensor& images) {
-  return to_uint8(images).to(torch::kFloat64).div(127.5).sub(1.0).flatten(1);
-}
+// 8-bit images as (N, C·H·W) pixels in [−1, 1].
+torch::Tensor pixels(const torch::Tensor& u8) { return u8.to(torch::kFloat64).div(127.5).sub(1.0).flatten(1); }
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -86,83 +89,101 @@ int main(int argc, char** argv) try {
   if (run.config.unet.image_size == 0 || run.config.data.rfind("fashion-mnist", 0) != 0)
     throw Error("this benchmark needs a Fashion-MNIST image run", run_dir + " was trained on " + run.config.data);
   const auto& sch = run.denoiser->schedule();
-  const int64_t C = run.config.unet.in_channels, R = run.config.unet.image_size,
-                classes = run.config.unet.num_classes;
-  GuidedDenoiser guided(*run.denoiser, guidance, classes);
-  const Denoiser& den = classes > 0 ? static_cast<const Denoiser&>(guided) : *run.denoiser;
-  ensure_dir(out_dir);
+  ensure_dir(out_dir + "/samples");
+  auto featnet = load_default_featnet();
 
+  // Reference statistics: the test split; floor: N train images against it.
   auto test = load_fashion_mnist("", "test"), train = load_fashion_mnist("", "train");
-  auto ref = gaussian_stats(pixels(test.images.to(torch::kFloat32).div(127.5).sub(1.0)));
+  const auto ref_feat = gaussian_stats(featnet.features(test.images)), ref_pix = gaussian_stats(pixels(test.images));
   auto g = at::make_generator<at::CPUGeneratorImpl>(seed + 7);
-  auto pick = torch::randperm(train.images.size(0), g, torch::kLong).slice(0, 0, n);
-  const double floor = frechet_distance(
-      gaussian_stats(pixels(train.images.index_select(0, pick).to(torch::kFloat32).div(127.5).sub(1.0))), ref);
-  std::printf("# sampler quality: run %s (step %lld, T = %lld), N = %lld, pixel Fréchet distance to the test "
-              "split; floor (N train images) %.3f\n",
-              run_dir.c_str(), (long long)run.step, (long long)sch.T(), (long long)n, floor);
+  auto floor_imgs = train.images.index_select(0, torch::randperm(train.images.size(0), g, torch::kLong).slice(0, 0, n));
+  const double floor = frechet_distance(gaussian_stats(featnet.features(floor_imgs)), ref_feat);
+  const double floor_pix = frechet_distance(gaussian_stats(pixels(floor_imgs)), ref_pix);
+  std::printf("# sampler quality: run %s (step %lld, T = %lld), N = %lld, Fréchet distance to the test split in "
+              "the features of %s and in pixels; floor (N train images) %.3f / %.3f\n",
+              run_dir.c_str(), (long long)run.step, (long long)sch.T(), (long long)n, default_featnet_path().c_str(),
+              floor, floor_pix);
 
   nlohmann::json results = nlohmann::json::array();
-  std::map<std::string, plot::Series> curves;
-  std::string table = "| sampler | steps | network calls | pixel FD | s / image |\n|---|---:|---:|---:|---:|\n";
+  std::map<std::string, plot::Series> curves, pix_curves;
+  std::string table =
+      "| sampler | steps | network calls | FD | pixel FD | s / image |\n|---|---:|---:|---:|---:|---:|\n";
   const auto full = split(full_s);
   for (const auto& name : split(samplers_s)) {
     std::vector<int64_t> steps;
     for (const auto& s : split(steps_s)) steps.push_back(std::stoll(s));
     if (std::find(full.begin(), full.end(), name) != full.end()) steps.push_back(sch.T());
     for (int64_t S : steps) {
-      SamplerConfig cfg;
-      cfg.kind = parse_sampler_kind(name);
-      cfg.steps = S;
+      DrawConfig dc;
+      dc.n = n;
+      dc.batch = batch;
+      dc.seed = seed;
+      dc.guidance = guidance;
+      dc.sampler.kind = parse_sampler_kind(name);
+      dc.sampler.steps = S;
       // All T steps are the model's own timesteps; fewer use the σ schedule asked for.
-      cfg.sigmas = S == sch.T() ? SigmaSchedule::Timesteps : parse_sigma_schedule(sigmas_s);
-      const int64_t calls = network_calls(sch, cfg);
-      std::vector<torch::Tensor> parts;
-      const auto t0 = Clock::now();
-      for (int64_t first = 0; first < n; first += batch) {
-        const int64_t b = std::min(batch, n - first);
-        NoiseStream init(seed, first, b), steps_noise(mix_seed(seed, 1), first, b);
-        auto x_T = init.randn({C, R, R});
-        Conditioning cond;
-        if (classes > 0) cond.labels = torch::arange(first, first + b, torch::kLong) % classes;
-        parts.push_back(sample(den, x_T, cfg, steps_noise, {}, cond));
+      dc.sampler.sigmas = S == sch.T() ? SigmaSchedule::Timesteps : parse_sigma_schedule(sigmas_s);
+      const int64_t calls = network_calls(sch, dc.sampler);
+      // Samples are kept, so that a stopped sweep resumes and metrics can be recomputed.
+      const std::string cache = out_dir + "/samples/" + name + "_" + std::to_string(S) + ".safetensors";
+      torch::Tensor images;
+      double secs_per_image = 0;
+      if (std::filesystem::exists(cache)) {
+        auto f = load_safetensors(cache);
+        images = f.tensors.at("images");
+        secs_per_image = std::stod(f.metadata.at("seconds_per_image"));
       }
-      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      auto x = torch::cat(parts);
-      const double fd = frechet_distance(gaussian_stats(pixels(x)), ref);
-      std::printf("%-16s steps %5lld  calls %5lld  pixel FD %8.3f  %.4f s/image\n", name.c_str(), (long long)S,
-                  (long long)calls, fd, secs / double(n));
+      if (!images.defined() || images.size(0) != n) {
+        const auto t0 = Clock::now();
+        images = to_uint8(draw_samples(run, dc, torch::kCPU).samples);
+        secs_per_image = std::chrono::duration<double>(Clock::now() - t0).count() / double(n);
+        save_safetensors(cache, {{"images", images}}, {{"seconds_per_image", std::to_string(secs_per_image)}});
+      }
+      const double fd = frechet_distance(gaussian_stats(featnet.features(images)), ref_feat);
+      const double fd_pix = frechet_distance(gaussian_stats(pixels(images)), ref_pix);
+      std::printf("%-16s steps %5lld  calls %5lld  FD %8.3f  pixel FD %8.3f  %.4f s/image\n", name.c_str(),
+                  (long long)S, (long long)calls, fd, fd_pix, secs_per_image);
       std::fflush(stdout);
       char row[256];
-      std::snprintf(row, sizeof row, "| %s | %lld | %lld | %.3f | %.4f |\n", name.c_str(), (long long)S,
-                    (long long)calls, fd, secs / double(n));
+      std::snprintf(row, sizeof row, "| %s | %lld | %lld | %.3f | %.3f | %.4f |\n", name.c_str(), (long long)S,
+                    (long long)calls, fd, fd_pix, secs_per_image);
       table += row;
-      results.push_back({{"sampler", name}, {"steps", S}, {"network_calls", calls}, {"pixel_fd", fd},
-                         {"seconds_per_image", secs / double(n)}, {"sigmas", to_string(cfg.sigmas)}});
-      auto& c = curves[name];
-      c.label = name;
-      c.style = plot::SeriesStyle::Line;
-      c.x.push_back(std::log10(double(calls)));
-      c.y.push_back(fd);
+      results.push_back({{"sampler", name}, {"steps", S}, {"network_calls", calls}, {"fd", fd}, {"pixel_fd", fd_pix},
+                         {"seconds_per_image", secs_per_image}, {"sigmas", to_string(dc.sampler.sigmas)}});
+      for (auto* m : {&curves, &pix_curves}) {
+        auto& c = (*m)[name];
+        c.label = name;
+        c.x.push_back(std::log10(double(calls)));
+        c.y.push_back(m == &curves ? fd : fd_pix);
+      }
       // After every row, so that a long sweep that is stopped keeps what it measured.
       write_file_atomic(out_dir + "/results.json", [&](std::ostream& o) {
-        o << nlohmann::json{{"run", run_dir}, {"n", n}, {"floor_train_vs_test", floor}, {"results", results}}.dump(2);
+        o << nlohmann::json{{"run", run_dir}, {"n", n}, {"floor_train_vs_test", floor},
+                            {"floor_pixels_train_vs_test", floor_pix}, {"results", results}}
+                 .dump(2);
       });
       write_file_atomic(out_dir + "/table.md", [&](std::ostream& o) { o << table; });
     }
   }
-  plot::Panel p;
-  p.title = "quality versus network calls (N = " + std::to_string(n) + ")";
-  p.xlabel = "log10 network calls per image";
-  p.ylabel = "pixel Fréchet distance to the test split";
-  for (auto& [k, s] : curves) p.series.push_back(s);
-  plot::Series fl;
-  fl.x = {0.5, 3.2};
-  fl.y = {floor, floor};
-  fl.label = "floor (train vs test)";
-  fl.color = 7;
-  p.series.push_back(fl);
-  plot::save_png({"", {p}, 0, 720, 480}, out_dir + "/quality.png");
+  auto panel = [&](const std::map<std::string, plot::Series>& cs, double fl, const std::string& what) {
+    plot::Panel p;
+    p.title = what + " (N = " + std::to_string(n) + ")";
+    p.xlabel = "log10 network calls per image";
+    p.ylabel = what;
+    p.logy = true;
+    for (auto& [k, s] : cs) p.series.push_back(s);
+    plot::Series f;
+    f.x = {0.5, 3.2};
+    f.y = {fl, fl};
+    f.label = "floor (train vs test)";
+    f.color = 7;
+    p.series.push_back(f);
+    return p;
+  };
+  plot::save_png({"sampler quality versus cost", {panel(curves, floor, "Fréchet distance (featnet)"),
+                                                  panel(pix_curves, floor_pix, "pixel Fréchet distance")},
+                  2, 1200, 500},
+                 out_dir + "/quality.png");
   std::printf("\n%s\nwrote %s/table.md, results.json, quality.png\n", table.c_str(), out_dir.c_str());
   return 0;
 } catch (const std::exception& e) {

@@ -118,6 +118,16 @@ expect_fail no-mnist "apt-get install dataset-fashion-mnist" "$BIN" train --data
 expect_ok img-forward "$BIN" forward --data fashion-mnist:test --out "$T/ffwd.png"
 [ -s "$T/ffwd.png" ] && ok || bad "forward writes the image strip"
 
+# eval fd: a samples folder and a run (the tiny run's images are poor: only the plumbing is checked)
+expect_ok fd-samples "$BIN" eval fd --samples "$T/imgs" --out "$T/fd1"
+grep -q '"fd":' "$T/fd1/fd.json" && grep -q '"floor":' "$T/fd1/fd.json" && [ -s "$T/fd1/fd_samples.png" ] && ok ||
+  bad "eval fd writes fd.json with the floor, and the samples' grid"
+expect_ok fd-run "$BIN" eval fd --run "$T/img" --n 8 --sampler ddim --steps 3 --out "$T/fd2"
+grep -q "class agreement" "$T/out.txt" && grep -q '"network_calls": 3' "$T/fd2/fd.json" && ok ||
+  bad "eval fd --run draws samples and checks their classes"
+expect_fail fd-none "give --samples DIR or --run RUN_DIR" "$BIN" eval fd
+expect_fail fd-n "holds 5 images" "$BIN" eval fd --samples "$T/imgs" --n 50
+
 # Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
 sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"
 "$BIN" train --config "$T/long.json" --out "$T/int" >"$T/int.out" 2>&1 &
@@ -132,6 +142,18 @@ rc=$?
 ls "$T/int" | grep -q tmp- && bad "temp file left behind" || ok
 expect_ok resume "$BIN" train --out "$T/int" --resume --steps 2000
 grep -q "trained 2000 steps" "$T/out.txt" && ok || bad "resume reached --steps"
+
+# eval spectrum: covariance spectra of data, white noise, reshaped noise (and samples of a run)
+expect_ok spectrum "$BIN" eval spectrum --data signals --n 500 --out "$T/spec.png"
+[ -s "$T/spec.png" ] && grep -q '"effective_rank"' "$T/spec.json" && grep -q '"reshaped_noise"' "$T/spec.json" \
+  && grep -q "reshaped noise" "$T/out.txt" && ok || bad "eval spectrum writes the PNG and the JSON beside it"
+expect_ok spectrum-run "$BIN" eval spectrum --run "$T/run" --n 300 --sampler dpm++2m --steps 10 --out "$T/specr/s.png" \
+  --json "$T/specr/report.json"
+grep -q '"data_spec": "toy:8gaussians"' "$T/specr/report.json" && grep -q '"frechet_distance"' "$T/specr/report.json" \
+  && grep -q '"dpm++2m"' "$T/specr/report.json" && [ -s "$T/specr/s.png" ] && ok || bad "eval spectrum --run compares samples with the run's data"
+expect_fail spectrum-bad-spec "valid specs: signals, toy:swissroll" "$BIN" eval spectrum --data sinus --out "$T/x.png"
+expect_fail spectrum-dims "2-dimensional vectors but signals has 50" \
+  "$BIN" eval spectrum --run "$T/run" --data signals --n 50 --steps 5 --out "$T/x.png"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "diffuse/error.hpp"
 #include "diffuse/metrics.hpp"
 
 using namespace diffuse;
@@ -41,4 +42,36 @@ TEST(Frechet, StatsOfSamples) {
   EXPECT_NEAR(s.cov[0][1].item<double>(), 3.0, 1e-12);  // ((−2)(−1) + 0 + 2·2)/2
   EXPECT_EQ(s.n, 3);
   EXPECT_THROW(gaussian_stats(torch::zeros({1, 3})), std::runtime_error);
+}
+
+namespace {
+// The feature sets of tools/reference/frechet_scipy.py, built from the same formulas.
+std::pair<torch::Tensor, torch::Tensor> reference_sets() {
+  auto j = torch::arange(8, torch::kFloat64).unsqueeze(0);
+  auto i = torch::arange(200, torch::kFloat64).unsqueeze(1);
+  auto a = torch::sin(0.37 * i * (j + 1) + 0.11 * j) + 0.05 * j * torch::cos(0.91 * i);
+  i = torch::arange(150, torch::kFloat64).unsqueeze(1);
+  auto b = 1.2 * torch::cos(0.23 * i * (j + 2) - 0.3 * j) + 0.1 * torch::sin(1.7 * i + j);
+  return {a, b};
+}
+}  // namespace
+
+TEST(FrechetReference, MatchesScipySqrtm) {
+  // tools/reference/frechet_scipy.py (Debian python3-scipy 1.10): pytorch-fid's formula
+  // with scipy.linalg.sqrtm(Σ₁Σ₂) gives fd(a, b) = 0.153121555827.
+  auto [a, b] = reference_sets();
+  EXPECT_NEAR(frechet_distance(gaussian_stats(a), gaussian_stats(b)), 0.153121555827, 1e-9);
+}
+
+TEST(FrechetReference, PrecisionRecallMatchesBruteForce) {
+  // tools/reference/frechet_scipy.py: brute-force k-NN balls in numpy.
+  auto [a, b] = reference_sets();
+  const double want[3][2] = {{0.0, 0.145}, {0.026666666667, 0.615}, {0.093333333333, 0.725}};
+  const int64_t ks[3] = {1, 3, 5};
+  for (int c = 0; c < 3; ++c) {
+    auto pr = precision_recall(a, b, ks[c]);
+    EXPECT_NEAR(pr.precision, want[c][0], 1e-9) << "k = " << ks[c];
+    EXPECT_NEAR(pr.recall, want[c][1], 1e-9) << "k = " << ks[c];
+  }
+  EXPECT_THROW(precision_recall(a, b.slice(1, 0, 4)), diffuse::Error);
 }

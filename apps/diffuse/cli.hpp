@@ -16,6 +16,11 @@ void add_train(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_eval(CLI::App& app);
+// The subcommands of `diffuse eval` (cmd_eval_*.cpp).
+void add_eval_featnet(CLI::App& eval);   // eval train-featnet
+void add_eval_fd(CLI::App& eval);        // eval fd
+void add_eval_nll(CLI::App& eval);       // eval nll
+void add_eval_spectrum(CLI::App& eval);  // eval spectrum
 
 // Schedule flags (--schedule, --T, --beta-start, …) bound to cfg. `kind_name`
 // receives --schedule; call finish_schedule_flags after parsing.

@@ -1,4 +1,5 @@
-// diffuse eval: metrics. `eval swd` compares two CSV sets of vectors.
+// diffuse eval: metrics. `eval swd` compares two CSV sets of vectors; the other
+// subcommands live in cmd_eval_*.cpp, one file each.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -25,6 +26,10 @@ void add_eval(CLI::App& app) {
   swd->add_option("--b", o->b, "second CSV (e.g. fresh data from 'diffuse data')")->required();
   swd->add_option("--projections", o->projections, "random directions")->capture_default_str();
   swd->add_option("--seed", o->seed, "seed of the directions")->capture_default_str();
+  add_eval_featnet(*eval);
+  add_eval_fd(*eval);
+  add_eval_nll(*eval);
+  add_eval_spectrum(*eval);
   swd->callback([o] {
     auto a = read_csv(o->a), b = read_csv(o->b);
     if (a.size(1) != b.size(1))

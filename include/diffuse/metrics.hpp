@@ -29,4 +29,16 @@ GaussianStats gaussian_stats(const torch::Tensor& x);
 // product is not), in float64. Returns d² (as FID does).
 double frechet_distance(const GaussianStats& a, const GaussianStats& b);
 
+// Improved precision and recall (Kynkäänniemi et al. 2019). The manifold of a set Φ is
+// the union of balls around its points, each with the radius to that point's k-th
+// nearest neighbour in Φ (itself excluded):
+//   precision = |{φ ∈ fake : φ ∈ manifold(real)}| / |fake|   (are the samples realistic?)
+//   recall    = |{φ ∈ real : φ ∈ manifold(fake)}| / |real|   (is the data covered?)
+// real (N, D), fake (M, D); Euclidean distances in float64, computed in blocks.
+struct PrecisionRecall {
+  double precision = 0, recall = 0;
+  int64_t k = 3;
+};
+PrecisionRecall precision_recall(const torch::Tensor& real, const torch::Tensor& fake, int64_t k = 3);
+
 }  // namespace diffuse

@@ -1,0 +1,207 @@
+// diffuse eval fd: Fréchet distance (features of the project's Fashion-MNIST network and
+// raw pixels), precision/recall and class histogram of a sample set against a reference.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli.hpp"
+#include "diffuse/data.hpp"
+#include "diffuse/draw.hpp"
+#include "diffuse/error.hpp"
+#include "diffuse/featnet.hpp"
+#include "diffuse/image_io.hpp"
+#include "diffuse/io.hpp"
+#include "diffuse/metrics.hpp"
+#include "diffuse/progress.hpp"
+#include "diffuse/train.hpp"
+
+namespace diffuse::cli {
+namespace {
+
+// uint8 (N, C, H, W) → uint8 (N, 1, 28, 28): luma for RGB (ITU-R 601), area/bilinear resize.
+torch::Tensor to_featnet_images(torch::Tensor u8) {
+  auto x = u8.to(torch::kFloat32);
+  if (x.size(1) == 3) {
+    auto w = torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1});
+    x = (x * w).sum(1, true);
+  } else if (x.size(1) != 1) {
+    throw Error("images must have 1 or 3 channels, got " + std::to_string(x.size(1)));
+  }
+  if (x.size(2) != 28 || x.size(3) != 28)
+    x = torch::nn::functional::interpolate(
+        x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{28, 28}).mode(torch::kBilinear)
+               .align_corners(false).antialias(true));
+  return x.round().clamp(0, 255).to(torch::kUInt8);
+}
+
+struct SetStats {
+  torch::Tensor feats;  // (N, D) float64
+  GaussianStats feat_stats, pixel_stats;
+  torch::Tensor hist;   // (10) fraction of images per predicted class
+  torch::Tensor pred;   // (N) predicted class
+};
+
+SetStats stats_of(const FeatNet& net, const torch::Tensor& u8) {
+  SetStats s;
+  s.feats = net.features(u8);
+  s.feat_stats = gaussian_stats(s.feats);
+  s.pixel_stats = gaussian_stats(u8.to(torch::kFloat64).div(127.5).sub(1.0).flatten(1));
+  s.pred = net.logits(u8).argmax(1);
+  s.hist = torch::bincount(s.pred, {}, 10).to(torch::kFloat64) / double(u8.size(0));
+  return s;
+}
+
+// n images of `pool`, chosen at random (seeded) when the pool is larger.
+torch::Tensor subset(const torch::Tensor& pool, int64_t n, uint64_t seed) {
+  if (pool.size(0) <= n) return pool;
+  auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return pool.index_select(0, torch::randperm(pool.size(0), g, torch::kLong).slice(0, 0, n));
+}
+
+std::vector<double> to_vector(const torch::Tensor& t) {
+  auto c = t.to(torch::kFloat64).contiguous();
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+}  // namespace
+
+void add_eval_fd(CLI::App& eval) {
+  struct Opts {
+    std::string samples, run, ref = "test", featnet, out, data_dir, weights = "ema", device = "auto";
+    int64_t n = 0, batch = 250, k = 3, threads = 0;
+    uint64_t seed = 0;
+    double guidance = 1.0;
+    SamplerFlags sampler;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = eval.add_subcommand("fd", "Fréchet distance, precision/recall and class histogram of samples");
+  auto* src = cmd->add_option("--samples", o->samples, "a folder of sample images (PNG/JPEG)");
+  cmd->add_option("--run", o->run, "a trained image run: draw --n samples first (sampler flags as in 'diffuse sample')")
+      ->excludes(src);
+  cmd->add_option("--n", o->n, "samples to use (--run: to draw; default 1000 / the whole folder)");
+  cmd->add_option("--ref", o->ref, "reference set: test | train (Fashion-MNIST splits) | a folder")
+      ->capture_default_str();
+  cmd->add_option("--featnet", o->featnet, "feature network weights (default: the shipped ones)");
+  cmd->add_option("--out", o->out, "folder for fd.json (default: RUN_DIR/eval, or SAMPLES_eval)");
+  cmd->add_option("--data-dir", o->data_dir, "Fashion-MNIST files (default: Debian's dataset-fashion-mnist)");
+  cmd->add_option("--k", o->k, "neighbours of the precision/recall manifolds")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the samples (--run) and of the floor's subset")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "samples drawn at once (--run)")->capture_default_str();
+  cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale (--run, class-conditional)")
+      ->capture_default_str();
+  cmd->add_option("--weights", o->weights, "ema or raw (--run)")->capture_default_str();
+  cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N (--run)")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "intra-op threads, 0: all cores")->capture_default_str();
+  add_sampler_flags(*cmd, o->sampler);
+  cmd->callback([o] {
+    if (o->samples.empty() && o->run.empty()) throw Error("give --samples DIR or --run RUN_DIR");
+    if (o->n < 0) throw Error("--n must be >= 1");
+    if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
+    set_intra_op_threads(o->threads, true);
+    auto net = o->featnet.empty() ? load_default_featnet() : FeatNet::load(o->featnet);
+    const std::string featnet_path = o->featnet.empty() ? default_featnet_path() : o->featnet;
+
+    // The samples.
+    nlohmann::json j;
+    torch::Tensor samples, asked;
+    std::vector<std::string> class_names = fashion_mnist_classes();
+    if (!o->run.empty()) {
+      auto run = load_run(o->run, o->weights == "ema", o->device);
+      if (!is_image_spec(run.config.data))
+        throw Error(o->run + " is a vector run", "eval fd measures images; for vectors use eval swd");
+      DrawConfig dc;
+      dc.n = o->n > 0 ? o->n : 1000;
+      dc.batch = o->batch;
+      dc.seed = o->seed;
+      dc.guidance = o->guidance;
+      dc.sampler = o->sampler.resolve();
+      Progress progress("sampling", dc.n, 0, 1);
+      auto drawn = draw_samples(run, dc, resolve_device(o->device), [&](int64_t done) { progress.update(done); });
+      progress.finish();
+      samples = to_uint8(drawn.samples);
+      if (run.class_names == fashion_mnist_classes()) asked = drawn.labels;  // comparable to the classifier's
+      j["run"] = o->run;
+      j["sampler"] = {{"name", to_string(dc.sampler.kind)},
+                      {"steps", int64_t(sampling_grid(run.denoiser->schedule(), dc.sampler).size()) - 1},
+                      {"network_calls", network_calls(run.denoiser->schedule(), dc.sampler)},
+                      {"guidance", o->guidance},
+                      {"seed", o->seed},
+                      {"seconds_per_image", progress.elapsed() / double(dc.n)}};
+      if (o->out.empty()) o->out = o->run + "/eval";
+    } else {
+      samples = load_image_folder(o->samples, 28, 1).images;
+      if (o->n > 0) {
+        if (o->n > samples.size(0))
+          throw Error("--n " + std::to_string(o->n) + " but " + o->samples + " holds " +
+                      std::to_string(samples.size(0)) + " images");
+        samples = samples.slice(0, 0, o->n);
+      }
+      j["samples"] = o->samples;
+      if (o->out.empty()) o->out = o->samples + "_eval";
+    }
+    samples = to_featnet_images(samples);
+    const int64_t N = samples.size(0);
+
+    // The reference, and the floor: N real images that are not the reference against it.
+    torch::Tensor ref, other;
+    if (o->ref == "test" || o->ref == "train") {
+      ref = load_fashion_mnist(o->data_dir, o->ref).images;
+      other = load_fashion_mnist(o->data_dir, o->ref == "test" ? "train" : "test").images;
+    } else {
+      ref = to_featnet_images(load_image_folder(o->ref, 28, 1).images);
+    }
+    const auto s = stats_of(net, samples), r = stats_of(net, ref);
+    const double fd = frechet_distance(s.feat_stats, r.feat_stats);
+    const double fd_pix = frechet_distance(s.pixel_stats, r.pixel_stats);
+    const auto pr = precision_recall(subset(r.feats, N, mix_seed(o->seed, 7)), s.feats, o->k);
+    std::printf("samples      %lld images%s\n", (long long)N, o->run.empty() ? "" : " (drawn)");
+    std::printf("reference    %s (%lld images)\n", o->ref.c_str(), (long long)ref.size(0));
+    std::printf("FD           %.4f   (features of %s)\n", fd, featnet_path.c_str());
+    std::printf("FD pixels    %.4f\n", fd_pix);
+    std::printf("precision    %.4f   recall %.4f   (k = %lld, %lld reference images)\n", pr.precision, pr.recall,
+                (long long)pr.k, (long long)std::min(N, ref.size(0)));
+    j["n"] = N;
+    j["ref"] = o->ref;
+    j["n_ref"] = ref.size(0);
+    j["featnet"] = featnet_path;
+    j["fd"] = fd;
+    j["fd_pixels"] = fd_pix;
+    j["precision"] = pr.precision;
+    j["recall"] = pr.recall;
+    j["k"] = pr.k;
+    if (other.defined()) {
+      const auto f = stats_of(net, subset(other, N, mix_seed(o->seed, 8)));
+      const double floor = frechet_distance(f.feat_stats, r.feat_stats);
+      const double floor_pix = frechet_distance(f.pixel_stats, r.pixel_stats);
+      const auto fpr = precision_recall(subset(r.feats, N, mix_seed(o->seed, 7)), f.feats, o->k);
+      const char* split = o->ref == "test" ? "train" : "test";
+      std::printf("floor        FD %.4f   FD pixels %.4f   precision %.4f   recall %.4f   (%lld %s images vs %s)\n",
+                  floor, floor_pix, fpr.precision, fpr.recall, (long long)N, split, o->ref.c_str());
+      j["floor"] = {{"fd", floor}, {"fd_pixels", floor_pix}, {"precision", fpr.precision},
+                    {"recall", fpr.recall}, {"images", std::string(split) + " split"}, {"n", N}};
+    }
+    std::printf("classes      predicted share of samples (reference):\n");
+    nlohmann::json hist = nlohmann::json::object();
+    const auto sh = to_vector(s.hist), rh = to_vector(r.hist);
+    for (size_t c = 0; c < class_names.size(); ++c) {
+      std::printf("  %-12s %5.1f%%  (%4.1f%%)\n", class_names[c].c_str(), 100 * sh[c], 100 * rh[c]);
+      hist[class_names[c]] = {{"samples", sh[c]}, {"reference", rh[c]}};
+    }
+    j["class_histogram"] = hist;
+    if (asked.defined()) {
+      const double agree = s.pred.eq(asked).to(torch::kFloat64).mean().item<double>();
+      std::printf("class agreement %.4f   (the classifier's class = the class asked for)\n", agree);
+      j["class_agreement"] = agree;
+    }
+    ensure_dir(o->out);
+    write_file_atomic(o->out + "/fd.json", [&](std::ostream& f) { f << j.dump(2) << "\n"; });
+    write_png(o->out + "/fd_samples.png", make_grid(samples.slice(0, 0, 100), 10, 2));
+    std::printf("wrote %s/fd.json and %s/fd_samples.png\n", o->out.c_str(), o->out.c_str());
+  });
+}
+
+}  // namespace diffuse::cli
