@@ -9,7 +9,7 @@ PREFIX ?= $(CURDIR)/install
 PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pthread \
             libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
             libgtest-dev googletest fonts-dejavu-core \
-            libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist
+            libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist libgloo-dev
 # Only for `make bench`: the PyTorch reference rows of the throughput benchmark.
 BENCH_PACKAGES := python3-torch
 export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros

@@ -8,24 +8,35 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "diffuse/distributed.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/train.hpp"
+#include "train_launch.hpp"
 
 namespace diffuse::cli {
 
 namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_sigint(int) { g_stop.store(true); }
+
+template <class Opts>
+void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CLI::Option* steps, CLI::Option* batch,
+             CLI::Option* lr, CLI::Option* seed, CLI::Option* threads, CLI::Option* device, CLI::Option* pred,
+             CLI::Option* loss, CLI::Option* log_every, CLI::Option* ckpt_every, CLI::Option* preset,
+             CLI::Option* data_dir, CLI::Option* precision, CLI::Option* cond, CLI::Option* sample_every);
 }  // namespace
 
 void add_train(CLI::App& app) {
   struct Opts {
-    TrainConfig cfg;  // holds the defaults shown in --help
-    std::string out, config, preset, precision = to_string(TrainConfig{}.precision), prediction = to_string(TrainConfig{}.prediction),
-                             loss = to_string(TrainConfig{}.loss.weighting);
-    bool resume = false;
-    ScheduleFlags sched;
-    std::vector<CLI::Option*> opts;
+  TrainConfig cfg;  // holds the defaults shown in --help
+  std::string out, config, preset, precision = to_string(TrainConfig{}.precision), prediction = to_string(TrainConfig{}.prediction),
+                           loss = to_string(TrainConfig{}.loss.weighting);
+  bool resume = false;
+  ScheduleFlags sched;
+  DistConfig dist;
+  int nproc = 0;
+  bool no_overlap = false;
+  std::vector<CLI::Option*> opts;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("train", "train a diffusion model; writes a run folder");
@@ -34,12 +45,12 @@ void add_train(CLI::App& app) {
   auto* data = opt(cmd->add_option("--data", c.data, "data spec: " + join(data_spec_names())));
   cmd->add_option("--out", o->out, "run folder (config, checkpoint, log, loss curve)")->required();
   cmd->add_option("--config", o->config, "JSON config (see docs/config.md); flags override it")
-      ->check(CLI::ExistingFile);
+    ->check(CLI::ExistingFile);
   auto* preset = cmd->add_option("--preset", o->preset, "start from a named config: " + join(preset_names()));
   auto* data_dir = opt(cmd->add_option("--data-dir", c.data_dir, "fashion-mnist: folder of the IDX files"));
   auto* precision = opt(cmd->add_option("--precision", o->precision, "fp32 or bf16 (autocast)"));
   auto* cond = cmd->add_flag("--class-conditional", c.class_conditional,
-                             "condition on the data's labels (for --class and --guidance)");
+                           "condition on the data's labels (for --class and --guidance)");
   auto* steps = opt(cmd->add_option("--steps", c.steps, "optimizer steps"));
   auto* batch = opt(cmd->add_option("--batch", c.batch, "batch size"));
   auto* lr = opt(cmd->add_option("--lr", c.lr, "peak learning rate"));
@@ -51,15 +62,64 @@ void add_train(CLI::App& app) {
   auto* log_every = opt(cmd->add_option("--log-every", c.log_every, "steps between log lines"));
   auto* ckpt_every = opt(cmd->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints"));
   auto* sample_every = opt(cmd->add_option("--sample-every", c.sample_every,
-                                           "images: steps between sample grids in RUN_DIR/samples (0: off)"));
+                                         "images: steps between sample grids in RUN_DIR/samples (0: off)"));
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its checkpoint");
   add_schedule_flags(*cmd, o->sched);
+  // Data-parallel training (docs/distributed.md).
+  auto& d = o->dist;
+  auto* world = cmd->add_option("--world-size", d.world_size, "distributed: number of ranks (processes) in the run")
+                  ->capture_default_str()->group("Distributed");
+  auto* rank = cmd->add_option("--rank", d.rank, "distributed: this process's rank, 0 … world-size−1 (0 writes the run folder)")
+                 ->capture_default_str()->group("Distributed");
+  auto* master = cmd->add_option("--master", d.master, "distributed: ADDR:PORT of rank 0 (its TCPStore rendezvous)")
+                   ->capture_default_str()->group("Distributed");
+  auto* nproc = cmd->add_option("--nproc", o->nproc, "start N local ranks of this command (loopback; sets --threads cores/N)")
+                  ->check(CLI::PositiveNumber)->group("Distributed");
+  cmd->add_option("--dist-timeout", d.timeout_s, "distributed: seconds to wait for a rank (joining, each all-reduce)")
+    ->capture_default_str()->group("Distributed");
+  cmd->add_option("--bucket-mb", d.bucket_mb, "distributed: gradient all-reduce bucket size (MB)")
+    ->capture_default_str()->group("Distributed");
+  cmd->add_flag("--no-overlap", o->no_overlap, "distributed: all-reduce after the backward pass, not during it")
+    ->group("Distributed");
 
   cmd->callback([o, data, steps, batch, lr, seed, threads, device, pred, loss, log_every, ckpt_every, preset,
-                 data_dir, precision, cond, sample_every] {
+               data_dir, precision, cond, sample_every, world, rank, master, nproc] {
+  o->dist.overlap = !o->no_overlap;
+  if (given(nproc) && o->nproc > 1) {
+    for (auto* x : {world, rank, master})
+      if (given(x)) throw Error("--nproc starts the ranks itself: drop " + x->get_name(),
+                                "use --world-size, --rank and --master to start each rank yourself");
+    validate(o->dist);
+    const int code = launch_local_ranks(o->nproc, given(threads), o->dist.timeout_s);
+    if (code != 0) throw CLI::RuntimeError(code);
+    return;
+  }
+  std::unique_ptr<Distributed> dist;
+  if (o->dist.world_size > 1) dist = Distributed::join(o->dist);
+  const bool follower = dist && !dist->is_root();  // takes rank 0's config
+  try {
+    run_train(*o, dist.get(), follower, data, steps, batch, lr, seed, threads, device, pred, loss, log_every,
+              ckpt_every, preset, data_dir, precision, cond, sample_every);
+  } catch (const Error& e) {
+    if (dist) dist->post_error(e.what(), e.hint());
+    throw;
+  }
+  });
+}
+
+namespace {
+
+template <class Opts>
+void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CLI::Option* steps, CLI::Option* batch,
+               CLI::Option* lr, CLI::Option* seed, CLI::Option* threads, CLI::Option* device, CLI::Option* pred,
+               CLI::Option* loss, CLI::Option* log_every, CLI::Option* ckpt_every, CLI::Option* preset,
+               CLI::Option* data_dir, CLI::Option* precision, CLI::Option* cond, CLI::Option* sample_every) {
+    auto* o = &oo;
     const auto& f = o->cfg;
     TrainConfig cfg;
-    if (o->resume) {
+    if (follower) {
+      // Ranks other than 0 take rank 0's config (train() fetches it); only local settings matter here.
+    } else if (o->resume) {
       for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
                                   "--resume continues the saved config; only --steps, --threads, --device, "
@@ -91,19 +151,28 @@ void add_train(CLI::App& app) {
     if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
     if (given(sample_every)) cfg.sample_every = f.sample_every;
     std::signal(SIGINT, on_sigint);
-    std::fprintf(stderr, "%s %s → %s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str());
+    if (!follower)
+      std::fprintf(stderr, "%s %s → %s%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str(),
+                   dist ? (" on " + std::to_string(dist->world_size()) + " ranks").c_str() : "");
     TrainHooks hooks;
     hooks.stop = &g_stop;
+    hooks.dist = dist;
     auto r = train(cfg, o->out, o->resume, hooks);
     std::signal(SIGINT, SIG_DFL);
     if (r.status == TrainStatus::Stopped) {
-      std::fprintf(stderr, "interrupted at step %lld; resume with: diffuse train --out %s --resume\n",
-                   (long long)r.step, o->out.c_str());
+      if (!follower)
+        std::fprintf(stderr, "interrupted at step %lld; resume with: diffuse train --out %s --resume\n",
+                     (long long)r.step, o->out.c_str());
       throw CLI::RuntimeError(130);
     }
+    if (follower) return;
+    if (dist)
+      std::printf("all-reduce (%s, %d ranks): %.2f ms/step waiting after the backward pass\n",
+                  dist->backend().c_str(), dist->world_size(), r.allreduce_ms);
     std::printf("trained %lld steps; run folder: %s (checkpoint.safetensors, config.json, log.csv, loss.png)\n",
                 (long long)r.step, o->out.c_str());
-  });
 }
+
+}  // namespace
 
 }  // namespace diffuse::cli

@@ -25,6 +25,8 @@
 
 namespace diffuse {
 
+class Distributed;  // distributed.hpp
+
 // Numeric precision of the forward/backward pass; the master weights stay fp32.
 enum class Precision { Fp32, Bf16 };  // bf16: autocast on CPU (AMX/AVX512-BF16) or CUDA
 std::string to_string(Precision p);
@@ -91,6 +93,10 @@ struct TrainHooks {
   const std::atomic<bool>* stop = nullptr;         // set (e.g. by SIGINT): save and return
   std::function<bool(int64_t step)> stop_after;    // true after `step`: save and return
   bool quiet = false;                              // no progress lines
+  // Data-parallel context (distributed.hpp), or null for one process. With W > 1 ranks,
+  // `batch` stays the global batch (each rank computes batch/W rows of it), so a run gives
+  // the same weights, and resumes, whatever the world size; rank 0 alone writes files.
+  Distributed* dist = nullptr;
 };
 
 enum class TrainStatus { Finished, Stopped };
@@ -98,6 +104,7 @@ struct TrainResult {
   TrainStatus status;
   int64_t step;       // steps done
   double last_loss;   // mean loss of the last logged interval
+  double allreduce_ms = 0;  // distributed: mean time per step spent finishing the gradient all-reduce
 };
 
 // Trains into run_dir. resume: continue from run_dir/checkpoint.safetensors with

@@ -4,6 +4,11 @@
 // Exact resume: every random draw of step s (data, timesteps, noise) comes from a
 // generator seeded by mix_seed(seed, s), so no RNG state has to be saved; the
 // checkpoint holds the weights, the EMA weights and AdamW's moments and step counts.
+//
+// Data parallel (hooks.dist, W ranks): step s draws the same global batch on every rank from
+// the generator of step s, and rank r trains on rows [r·B/W, (r+1)·B/W) of it; gradients are
+// averaged, so W ranks follow the trajectory of one process with the same `batch` (up to float
+// summation order) and a checkpoint resumes with any W. See docs/distributed.md.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -12,6 +17,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "diffuse/distributed.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
@@ -115,13 +123,96 @@ void plot_loss(const std::string& path, const std::vector<LogRow>& rows) {
   plot::save_png(f, path);
 }
 
+double allreduce_ms(const Distributed* d) {
+  return d && d->reduced_steps() > 0 ? 1e3 * d->allreduce_seconds() / double(d->reduced_steps()) : 0.0;
+}
+
+// Distributed: every rank holds AdamW state for every parameter (zeros and step 0, which is
+// what AdamW starts from), so that rank 0's state can be broadcast into it.
+void ensure_optimizer_state(torch::optim::AdamW& opt, const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    if (opt.state().count(adam_key(p))) continue;
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(0);
+    st->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    st->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    opt.state()[adam_key(p)] = std::move(st);
+  }
+}
+
+// Rank 0's weights, EMA, optimizer state and normaliser, copied into every rank.
+void broadcast_state(Distributed& dist, torch::nn::Module& net, torch::nn::Module& ema,
+                     torch::optim::AdamW& opt, Normalizer& norm) {
+  torch::NoGradGuard g;
+  auto params = net.parameters();
+  ensure_optimizer_state(opt, params);
+  std::vector<torch::Tensor> ts;
+  for (auto* m : {&net, &ema}) {
+    for (auto& p : m->parameters()) ts.push_back(p.data());
+    for (auto& b : m->buffers()) ts.push_back(b.data());
+  }
+  auto steps = torch::zeros({int64_t(params.size())}, torch::kLong);
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*opt.state().at(adam_key(params[i])));
+    ts.push_back(st.exp_avg());
+    ts.push_back(st.exp_avg_sq());
+    steps[int64_t(i)] = st.step();
+  }
+  ts.push_back(steps);
+  if (norm.mean.defined()) {
+    ts.push_back(norm.mean);
+    ts.push_back(norm.std);
+  }
+  dist.broadcast(ts);
+  for (size_t i = 0; i < params.size(); ++i)
+    static_cast<torch::optim::AdamWParamState&>(*opt.state().at(adam_key(params[i])))
+        .step(steps[int64_t(i)].item<int64_t>());
+}
+
+TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, const TrainHooks& hooks,
+                      Distributed* dist);
+
 }  // namespace
 
 TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, const TrainHooks& hooks) {
+  Distributed* dist = hooks.dist && hooks.dist->world_size() > 1 ? hooks.dist : nullptr;
+  if (!dist) return train_run(std::move(cfg), run_dir, resume, hooks, nullptr);
+  // A rank that fails posts its error, so that the others name it instead of timing out.
+  try {
+    return train_run(std::move(cfg), run_dir, resume, hooks, dist);
+  } catch (const Error& e) {
+    dist->post_error(e.what(), e.hint());
+    throw;
+  } catch (const c10::Error& e) {
+    dist->post_error(e.what_without_backtrace());
+    throw;
+  } catch (const std::exception& e) {
+    dist->post_error(e.what());
+    throw;
+  }
+}
+
+namespace {
+
+TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, const TrainHooks& hooks,
+                      Distributed* dist) {
+  const bool root = !dist || dist->is_root();
+  const int64_t world = dist ? dist->world_size() : 1, rank = dist ? dist->rank() : 0;
   const std::string ckpt = checkpoint_path(run_dir);
   SafetensorsFile saved;
   int64_t start_step = 0;
-  if (resume) {
+  if (!root) {
+    // Rank 0 resolved the run (new or resumed); take its config, keeping this machine's
+    // threads, device and data folder.
+    auto info = nlohmann::json::parse(dist->fetch("run"));
+    TrainConfig r = train_config_from_json(info.at("config").get<std::string>(), {}, "rank 0's config");
+    r.threads = cfg.threads;
+    r.device = cfg.device;
+    if (!cfg.data_dir.empty()) r.data_dir = cfg.data_dir;
+    cfg = r;
+    start_step = info.at("step").get<int64_t>();
+    resume = info.at("resume").get<bool>();
+  } else if (resume) {
     if (!std::filesystem::exists(ckpt))
       throw Error("cannot resume: no checkpoint at '" + ckpt + "'", "start the run without --resume");
     saved = load_safetensors(ckpt);
@@ -144,9 +235,18 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     throw Error("'" + run_dir + "' already holds a run", "pass --resume to continue it, or choose another --out");
   }
   validate(cfg);
+  if (dist && root) {
+    if (cfg.batch % world != 0)
+      throw Error("batch " + std::to_string(cfg.batch) + " cannot be split over " + std::to_string(world) +
+                      " ranks", "batch is the global batch: give a multiple of --world-size");
+    dist->publish("run", nlohmann::json{{"config", train_config_to_json(cfg)},
+                                        {"step", start_step},
+                                        {"resume", resume}}.dump());
+  }
   set_intra_op_threads(cfg.threads, is_image_spec(cfg.data));
   const torch::Device dev = resolve_device(cfg.device);
-  ensure_dir(run_dir);
+  if (dist) dist->init_process_group(dev);
+  if (root) ensure_dir(run_dir);
 
   // Data, its normalisation (vectors only: images are already in [−1, 1]) and
   // the data-derived network sizes.
@@ -171,7 +271,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     cfg.model.num_classes = num_classes;
   }
   Normalizer norm;
-  if (resume && saved.tensors.count("norm.mean")) {
+  if (root && resume && saved.tensors.count("norm.mean")) {
     norm = {saved.tensors.at("norm.mean"), saved.tensors.at("norm.std")};
   } else if (cfg.normalize) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, kNormalizerStream));
@@ -192,16 +292,23 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
                           torch::optim::AdamWOptions(cfg.lr)
                               .betas({cfg.adam_beta1, cfg.adam_beta2})
                               .weight_decay(cfg.weight_decay));
-  if (resume) {
+  if (root && resume) {
     get_module(saved.tensors, "model.", *net.module, ckpt);
     get_module(saved.tensors, "ema.", *ema.module, ckpt);
     get_optimizer(saved.tensors, opt, *net.module, dev);
   }
+  if (dist) {
+    broadcast_state(*dist, *net.module, *ema.module, opt, norm);
+    dist->attach(net.module->parameters());
+  }
   ModelDenoiser denoiser(net.forward, schedule, cfg.prediction);
 
-  write_file_atomic(run_dir + "/config.json", [&](std::ostream& o) { o << train_config_to_json(cfg); });
   const std::string log_path = run_dir + "/log.csv", plot_path = run_dir + "/loss.png";
-  std::vector<LogRow> log = resume ? read_log(log_path, start_step) : std::vector<LogRow>{};
+  std::vector<LogRow> log;
+  if (root) {
+    write_file_atomic(run_dir + "/config.json", [&](std::ostream& o) { o << train_config_to_json(cfg); });
+    if (resume) log = read_log(log_path, start_step);
+  }
 
   auto save_checkpoint = [&](int64_t step) {
     std::map<std::string, torch::Tensor> t;
@@ -228,6 +335,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     Conditioning c;
     if (num_classes > 0) c.labels = (torch::arange(n, torch::kLong) % num_classes).to(dev);
     auto x = sample(ema_denoiser, x_T, SamplerConfig{}, step_noise, {}, c).cpu();
+    if (!root) return;  // every rank draws the grid (they would wait anyway); rank 0 writes it
     ensure_dir(run_dir + "/samples");
     char name[40];
     std::snprintf(name, sizeof name, "/samples/step_%07lld.png", (long long)step);
@@ -237,7 +345,9 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
   };
   const bool grids = data->is_image() && cfg.sample_every > 0;
 
-  Progress progress("step", cfg.steps, start_step, cfg.log_every, hooks.quiet);
+  Progress progress("step", cfg.steps, start_step, cfg.log_every, hooks.quiet || !root);
+  const int64_t local = cfg.batch / world;  // rows of the global batch this rank trains on
+  auto mine = [&](const torch::Tensor& x) { return world > 1 ? x.narrow(0, rank * local, local) : x; };
   auto params = net.module->parameters();
   auto ema_params = ema.module->parameters();
   double interval_loss = 0, interval_gn = 0, last_loss = NAN;
@@ -248,20 +358,37 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
     for (auto& group : opt.param_groups()) group.options().set_lr(lr);
     // All randomness of this step from one generator: resumable without RNG state.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(cfg.seed, uint64_t(step)));
-    torch::manual_seed(mix_seed(cfg.seed ^ 0x5eedULL, uint64_t(step)));
+    // Distributed: the global batch is drawn on every rank and each takes its rows; the
+    // network's own randomness (dropout) gets a stream per rank.
+    const uint64_t net_seed = mix_seed(cfg.seed ^ 0x5eedULL, uint64_t(step));
+    torch::manual_seed(rank == 0 ? net_seed : mix_seed(net_seed, uint64_t(rank)));
     DataBatch b = data->sample(cfg.batch, gen);
-    auto x0 = norm.encode(b.x).to(dev);
-    auto t = torch::randint(0, schedule.T(), {cfg.batch}, gen, torch::dtype(torch::kLong)).to(dev);
-    auto noise = torch::randn(x0.sizes(), gen, torch::dtype(torch::kFloat32)).to(dev);
+    auto x0 = norm.encode(b.x);
+    auto t = torch::randint(0, schedule.T(), {cfg.batch}, gen, torch::dtype(torch::kLong));
+    auto noise = torch::randn(x0.sizes(), gen, torch::dtype(torch::kFloat32));
+    x0 = mine(x0).to(dev);
+    t = mine(t).to(dev);
+    noise = mine(noise).to(dev);
     Conditioning cond;
     if (num_classes > 0) {  // label dropout: y → ∅ (index num_classes) with p = label_dropout
       auto drop = torch::rand({cfg.batch}, gen, torch::dtype(torch::kFloat32)) < cfg.label_dropout;
-      cond.labels = torch::where(drop, torch::full_like(b.labels, num_classes), b.labels).to(dev);
+      cond.labels = mine(torch::where(drop, torch::full_like(b.labels, num_classes), b.labels)).to(dev);
     }
 
     opt.zero_grad();
     auto loss = denoiser.loss(x0, t, noise, cfg.loss, cond);
-    const double loss_v = loss.item<double>();
+    double loss_v = loss.item<double>();
+    bool stop_all = false;  // distributed: some rank asked to stop after this step
+    if (dist) {
+      dist->begin_step();
+      loss.backward();
+      dist->finish_gradients();
+      const bool stop_me = (hooks.stop && hooks.stop->load()) || (hooks.stop_after && hooks.stop_after(step + 1));
+      auto v = torch::tensor({loss_v, stop_me ? 1.0 : 0.0}, torch::kFloat64);
+      dist->allreduce_sum(v);
+      loss_v = v[0].item<double>() / double(world);
+      stop_all = v[1].item<double>() > 0;
+    }
     if (!std::isfinite(loss_v)) {
       const bool have = std::filesystem::exists(ckpt);
       throw Error("the loss became " + std::string(std::isnan(loss_v) ? "NaN" : "infinite") +
@@ -270,7 +397,7 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
                       "Start a new run with a lower --lr or a longer warmup (config key 'warmup'), "
                       "or check the data for extreme values");
     }
-    loss.backward();
+    if (!dist) loss.backward();
     double gn = 0;
     if (cfg.grad_clip > 0) gn = torch::nn::utils::clip_grad_norm_(params, cfg.grad_clip);
     opt.step();
@@ -293,16 +420,21 @@ TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume, cons
       interval_loss = interval_gn = 0;
       interval_n = 0;
     }
-    const bool stop = (hooks.stop && hooks.stop->load()) || (hooks.stop_after && hooks.stop_after(step));
-    if (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop) save_checkpoint(step);
+    const bool stop = dist ? stop_all
+                           : (hooks.stop && hooks.stop->load()) || (hooks.stop_after && hooks.stop_after(step));
+    if (root && (step % cfg.checkpoint_every == 0 || step == cfg.steps || stop)) save_checkpoint(step);
     if (grids && (step % cfg.sample_every == 0 || step == cfg.steps)) write_sample_grid(step);
     if (stop && step < cfg.steps) {
+      if (dist) dist->barrier();  // no rank leaves before rank 0 saved
       progress.finish("stopped; checkpoint saved");
-      return {TrainStatus::Stopped, step, last_loss};
+      return {TrainStatus::Stopped, step, last_loss, allreduce_ms(dist)};
     }
   }
+  if (dist) dist->barrier();
   progress.finish("done");
-  return {TrainStatus::Finished, step, last_loss};
+  return {TrainStatus::Finished, step, last_loss, allreduce_ms(dist)};
 }
+
+}  // namespace
 
 }  // namespace diffuse
