@@ -128,6 +128,20 @@ grep -q "class agreement" "$T/out.txt" && grep -q '"network_calls": 3' "$T/fd2/f
 expect_fail fd-none "give --samples DIR or --run RUN_DIR" "$BIN" eval fd
 expect_fail fd-n "holds 5 images" "$BIN" eval fd --samples "$T/imgs" --n 50
 
+# restoration: inpaint, upscale, colorize, edit on the tiny image run (28×28 gray, T = 20)
+expect_ok inpaint "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask box:7,7,14,14 --method ddnm \
+  --steps 5 --n 2 --truth "$T/imgs/000000.png" --out "$T/inp.png"
+[ -s "$T/inp.png" ] && [ -s "$T/inp_1.png" ] && grep -q "PSNR" "$T/out.txt" && ok || bad "inpaint writes the figure, each restoration, PSNR"
+expect_ok repaint "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask half:left --steps 6 \
+  --jump-length 2 --resample 2 --out "$T/rp.png"
+expect_ok edit "$BIN" edit --run "$T/img" --image "$T/imgs/000000.png" --strength 0.5 --sampler dpm++2m --steps 6 --out "$T/ed.png"
+[ -s "$T/rp_0.png" ] && [ -s "$T/ed_0.png" ] && ok || bad "repaint and edit write restorations"
+expect_fail upscale-size "expected 1-channel 7×7" "$BIN" upscale --run "$T/img" --image "$T/imgs/000000.png" --factor 4 --out "$T/x.png"
+expect_fail colorize-gray "colorize needs a model of RGB images" "$BIN" colorize --run "$T/img" --image "$T/imgs/000000.png" --out "$T/x.png"
+expect_fail upscale-repaint "repaint fills masked pixels" "$BIN" upscale --run "$T/img" --image "$T/imgs/000000.png" --factor 2 --method repaint --out "$T/x.png"
+expect_fail bad-mask "box:x,y,w,h | half" "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask circle:3 --out "$T/x.png"
+expect_fail dps-euler "dps runs on DDPM steps" "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask half:top --method dps --sampler euler --out "$T/x.png"
+
 # Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
 sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"
 "$BIN" train --config "$T/long.json" --out "$T/int" >"$T/int.out" 2>&1 &
@@ -154,6 +168,16 @@ grep -q '"data_spec": "toy:8gaussians"' "$T/specr/report.json" && grep -q '"frec
 expect_fail spectrum-bad-spec "valid specs: signals, toy:swissroll" "$BIN" eval spectrum --data sinus --out "$T/x.png"
 expect_fail spectrum-dims "2-dimensional vectors but signals has 50" \
   "$BIN" eval spectrum --run "$T/run" --data signals --n 50 --steps 5 --out "$T/x.png"
+
+# eval nll: the variational bound of the small vector run (exact over its T = 50 steps, and Monte-Carlo over t)
+expect_ok nll "$BIN" eval nll --run "$T/run" --n 50 --out "$T/nll"
+grep -q '"bound_data_units"' "$T/nll/nll.json" && grep -q '"estimator": "exact sum over t"' "$T/nll/nll.json" &&
+  grep -q "nats/dim" "$T/out.txt" && [ -s "$T/nll/nll.png" ] && ok || bad "eval nll writes nll.json (exact) and nll.png"
+expect_ok nll-mc "$BIN" eval nll --run "$T/run" --n 50 --t-samples 5 --variance beta --out "$T/nll-mc"
+grep -q '"t_samples": 5' "$T/nll-mc/nll.json" && grep -q '"per_t_count"' "$T/nll-mc/nll.json" && ok ||
+  bad "eval nll --t-samples writes the Monte-Carlo estimate"
+expect_fail nll-t-samples "t_samples must be in [0, T − 1] = [0, 49]" "$BIN" eval nll --run "$T/run" --t-samples 50
+expect_fail nll-variance "valid DDPM variances: beta, beta-tilde" "$BIN" eval nll --run "$T/run" --variance betta
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

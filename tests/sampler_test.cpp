@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "diffuse/denoiser.hpp"
+#include "diffuse/error.hpp"
 #include "diffuse/diffusion.hpp"
 #include "diffuse/sampler.hpp"
 

@@ -16,6 +16,10 @@ void add_train(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_restore(CLI::App& app);  // inpaint, upscale, colorize, edit (cmd_restore.cpp)
+
+// --class: a number or a class name of the run's data (cmd_sample.cpp); throws listing them.
+int64_t parse_class(const std::string& s, const std::vector<std::string>& names, int64_t num_classes);
 // The subcommands of `diffuse eval` (cmd_eval_*.cpp).
 void add_eval_featnet(CLI::App& eval);   // eval train-featnet
 void add_eval_fd(CLI::App& eval);        // eval fd

@@ -29,6 +29,7 @@ struct Opts {
   int64_t threads = 0;
   double guidance = 1.0;
 };
+}  // namespace
 
 // --class: a number or a class name of the run's data.
 int64_t parse_class(const std::string& s, const std::vector<std::string>& names, int64_t num_classes) {
@@ -43,7 +44,6 @@ int64_t parse_class(const std::string& s, const std::vector<std::string>& names,
   throw Error("unknown class '" + s + "'", "valid classes: 0 … " + std::to_string(num_classes - 1) +
                                                (names.empty() ? "" : " or " + join(names)));
 }
-}  // namespace
 
 void add_sample(CLI::App& app) {
   auto o = std::make_shared<Opts>();

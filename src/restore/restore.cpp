@@ -1,0 +1,89 @@
+// Restoration: method names, validation, dispatch (see restore.hpp).
+#include <torch/torch.h>
+
+#include "diffuse/error.hpp"
+#include "methods.hpp"
+
+namespace diffuse {
+
+std::string to_string(RestoreMethod m) {
+  switch (m) {
+    case RestoreMethod::Repaint: return "repaint";
+    case RestoreMethod::Ddnm: return "ddnm";
+    case RestoreMethod::Dps: return "dps";
+    case RestoreMethod::Sdedit: return "sdedit";
+  }
+  return "?";
+}
+
+RestoreMethod parse_restore_method(const std::string& name) {
+  for (auto m : {RestoreMethod::Repaint, RestoreMethod::Ddnm, RestoreMethod::Dps, RestoreMethod::Sdedit})
+    if (to_string(m) == name) return m;
+  throw Error("unknown method '" + name + "'", "valid: repaint, ddnm, dps, sdedit");
+}
+
+void validate(const RestoreConfig& cfg, const Degradation& A) {
+  validate(cfg.sampler);
+  const std::string m = to_string(cfg.method);
+  switch (cfg.method) {
+    case RestoreMethod::Repaint:
+      if (!A.is_mask())
+        throw Error("repaint fills masked pixels; this degradation is " + A.describe(),
+                    "use ddnm or dps for downsampling and gray");
+      [[fallthrough]];
+    case RestoreMethod::Dps:
+      if (cfg.sampler.kind != SamplerKind::Ddpm)
+        throw Error(m + " runs on DDPM steps, not " + to_string(cfg.sampler.kind),
+                    "use --sampler ddpm (the default) and --steps to set how many; ddnm and sdedit take any sampler");
+      if (cfg.sampler.sigmas != SigmaSchedule::Timesteps)
+        throw Error(m + " runs on the model's timesteps", "leave --sigmas at timesteps");
+      break;
+    case RestoreMethod::Ddnm:
+      if (A.is_identity()) throw Error("ddnm needs a degradation", "to edit an image use sdedit");
+      break;
+    case RestoreMethod::Sdedit:
+      if (!A.is_identity()) throw Error("sdedit edits a whole image; it takes no degradation", "use ddnm, dps or repaint");
+      if (!(cfg.strength > 0 && cfg.strength <= 1)) throw Error("strength must be in (0, 1]", "0.3–0.7 is typical");
+      if (cfg.sampler.sigmas != SigmaSchedule::Timesteps || !cfg.sampler.timesteps.empty())
+        throw Error("sdedit starts part-way down the model's timestep grid", "leave --sigmas at timesteps, without --timesteps");
+      break;
+  }
+  if (cfg.method == RestoreMethod::Repaint && (cfg.jump_length < 1 || cfg.resample < 1))
+    throw Error("repaint's jump length and resample count must be >= 1", "1 and 1: no resampling");
+  if (cfg.method == RestoreMethod::Dps && !(cfg.dps_scale >= 0)) throw Error("the DPS scale must be >= 0");
+}
+
+torch::Tensor restore(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
+                      const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+  validate(cfg, A);
+  using namespace restore_detail;
+  switch (cfg.method) {
+    case RestoreMethod::Ddnm: return run_ddnm(d, A, y, x_T, cfg, noise, cond);
+    case RestoreMethod::Repaint: return run_repaint(d, A, y, x_T, cfg, noise, cond);
+    case RestoreMethod::Dps: return run_dps(d, A, y, x_T, cfg, noise, cond);
+    case RestoreMethod::Sdedit: return run_sdedit(d, y, x_T, cfg, noise, cond);
+  }
+  throw Error("unknown restoration method");
+}
+
+namespace restore_detail {
+
+Prediction denoise_at(const Denoiser& d, const torch::Tensor& x, const GridPoint& p, const Conditioning& cond) {
+  const int64_t B = x.size(0);
+  const bool whole = p.t == std::floor(p.t);
+  auto t = whole ? torch::full({B}, int64_t(p.t), torch::dtype(torch::kLong).device(x.device()))
+                 : torch::full({B}, p.t, torch::dtype(torch::kFloat64).device(x.device()));
+  return d.predict(x, t, cond);
+}
+
+torch::Tensor ddpm_step(const torch::Tensor& x, const torch::Tensor& x0, double ab, double ab_prev, bool last,
+                        NoiseStream& noise) {
+  const double beta = 1.0 - ab / ab_prev;
+  auto out = beta * std::sqrt(ab_prev) / (1.0 - ab) * x0 + std::sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab) * x;
+  if (last) return out;
+  auto z = noise.randn(std::vector<int64_t>(x.sizes().begin() + 1, x.sizes().end()), x.options());
+  return out + std::sqrt((1.0 - ab_prev) / (1.0 - ab) * beta) * z;
+}
+
+}  // namespace restore_detail
+}  // namespace diffuse
