@@ -176,7 +176,7 @@ int main(int argc, char** argv) try {
     f.x = {0.5, 3.2};
     f.y = {fl, fl};
     f.label = "floor (train vs test)";
-    f.color = 7;
+    f.color = 9;  // the samplers take palette colours 0 … 7
     p.series.push_back(f);
     return p;
   };
