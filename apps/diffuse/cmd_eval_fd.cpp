@@ -17,6 +17,7 @@
 #include "diffuse/io.hpp"
 #include "diffuse/metrics.hpp"
 #include "diffuse/progress.hpp"
+#include "diffuse/restore.hpp"
 #include "diffuse/train.hpp"
 
 namespace diffuse::cli {
@@ -26,8 +27,7 @@ namespace {
 torch::Tensor to_featnet_images(torch::Tensor u8) {
   auto x = u8.to(torch::kFloat32);
   if (x.size(1) == 3) {
-    auto w = torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1});
-    x = (x * w).sum(1, true);
+    x = Degradation::gray().apply(x);
   } else if (x.size(1) != 1) {
     throw Error("images must have 1 or 3 channels, got " + std::to_string(x.size(1)));
   }

@@ -126,6 +126,11 @@ std::vector<GridPoint> sampling_grid(const NoiseSchedule& schedule, const Sample
 // Network evaluations for a batch: S, or 2S − 1 for heun.
 int64_t network_calls(const NoiseSchedule& schedule, const SamplerConfig& cfg);
 
+// The denoiser at grid point p for a batch x_vp: t as int64 when p.t is whole, float64
+// otherwise — how every sampler (and the restoration methods) call a model.
+Prediction predict_at(const Denoiser& denoiser, const torch::Tensor& x_vp, const GridPoint& p,
+                      const Conditioning& cond = {});
+
 struct StepInfo {
   int64_t step;      // 0 … total−1
   int64_t total;     // number of steps

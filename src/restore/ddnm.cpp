@@ -11,24 +11,21 @@ Prediction DdnmDenoiser::predict(const torch::Tensor& x_t, const torch::Tensor& 
   auto p = inner_.predict(x_t, t, cond);
   const auto& s = schedule();
   auto r = A_.apply(p.x0) - y_.to(p.x0.options());  // A x̂₀ − y
-  torch::Tensor lambda = torch::ones({x_t.size(0)}, p.x0.options());
-  if (A_.sigma_y > 0) {
-    // DDNM+: λ_t = min(1, σ_t / (a_t σ_y)), σ_t² = β̃_t, a_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t), per sample's t.
-    auto tc = t.to(torch::kFloat64).cpu();
-    auto lam = lambda.cpu().to(torch::kFloat64);
-    for (int64_t i = 0; i < tc.size(0); ++i) {
-      const int64_t k = std::max<int64_t>(1, int64_t(std::llround(tc[i].item<double>())));
-      const double ab = s.alpha_bar(k), ab_prev = s.alpha_bar(k - 1), beta = 1.0 - ab / ab_prev;
-      const double sigma_t = std::sqrt((1.0 - ab_prev) / (1.0 - ab) * beta);
-      const double a_t = std::sqrt(ab_prev) * beta / (1.0 - ab);
-      lam[i] = std::min(1.0, sigma_t / (a_t * A_.sigma_y));
-    }
-    lambda = lam.to(p.x0.options());
-  }
-  std::vector<int64_t> shape(p.x0.dim(), 1);
-  shape[0] = -1;
   // x̂₀' = x̂₀ − λ_t A⁺(A x̂₀ − y)
-  p.x0 = p.x0 - lambda.view(shape) * A_.pinv(r);
+  if (A_.sigma_y > 0) {
+    // DDNM+: λ_t = min(1, σ_t / (a_t σ_y)), σ_t² = β̃_t, a_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t), at each
+    // sample's t rounded to the model's timesteps (≥ 1).
+    const int64_t nd = p.x0.dim();
+    auto k = t.to(torch::kFloat64).round().clamp_min(1).to(torch::kLong);
+    auto ab = gather_coef(s.alphas_cumprod(), k, nd), ab_prev = gather_coef(s.alphas_cumprod(), k - 1, nd);
+    auto beta = 1.0 - ab / ab_prev;
+    auto sigma_t = ((1.0 - ab_prev) / (1.0 - ab) * beta).sqrt();
+    auto a_t = ab_prev.sqrt() * beta / (1.0 - ab);
+    auto lambda = (sigma_t / (a_t * A_.sigma_y)).clamp_max(1.0).to(p.x0.dtype());
+    p.x0 = p.x0 - lambda * A_.pinv(r);
+  } else {
+    p.x0 = p.x0 - A_.pinv(r);
+  }
   p.eps = eps_from_x0(s, x_t, t, p.x0);
   return p;
 }

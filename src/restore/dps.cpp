@@ -19,7 +19,7 @@ torch::Tensor run_dps(const Denoiser& d, const Degradation& A, const torch::Tens
     {
       torch::AutoGradMode grad_mode(true);
       auto xi = x.detach().requires_grad_(true);
-      x0 = denoise_at(d, xi, grid[i], cond).x0;
+      x0 = predict_at(d, xi, grid[i], cond).x0;
       auto sq = (y0 - A.apply(x0)).flatten(1).pow(2).sum(1);  // ‖y − A x̂₀‖² per sample
       grad = torch::autograd::grad({sq.sum()}, {xi})[0];
       norm = sq.detach().sqrt();

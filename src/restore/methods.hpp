@@ -15,9 +15,6 @@ torch::Tensor run_dps(const Denoiser& d, const Degradation& A, const torch::Tens
 torch::Tensor run_sdedit(const Denoiser& d, const torch::Tensor& image, const torch::Tensor& x_T,
                          const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond);
 
-// The denoiser at grid point p: t as int64 when whole, float64 otherwise (as the samplers call it).
-Prediction denoise_at(const Denoiser& d, const torch::Tensor& x, const GridPoint& p, const Conditioning& cond);
-
 // One ancestral DDPM step from grid point ᾱ = ab to ab_prev (Ho et al. 2020; seed 002):
 //   μ = β √ᾱ' / (1 − ᾱ) · x̂₀ + √(1 − β) (1 − ᾱ') / (1 − ᾱ) · x_t,  β = 1 − ᾱ/ᾱ',
 //   x' = μ + √β̃ z,  β̃ = (1 − ᾱ')/(1 − ᾱ) β;  no noise when `last`.

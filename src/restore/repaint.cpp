@@ -46,7 +46,7 @@ torch::Tensor run_repaint(const Denoiser& d, const Degradation& A, const torch::
     const int64_t i = S - 1 - levels[k - 1], n = S - 1 - levels[k];  // grid indices: from i to n
     if (n > i) {  // down: denoise i → i + 1
       const double ab = grid[i].alpha_bar, ab_next = grid[n].alpha_bar;
-      auto x0 = denoise_at(d, x, grid[i], cond).x0;
+      auto x0 = predict_at(d, x, grid[i], cond).x0;
       if (cfg.sampler.clip_x0 > 0) x0 = x0.clamp(-cfg.sampler.clip_x0, cfg.sampler.clip_x0);
       const bool last = n == S;
       auto unknown = ddpm_step(x, x0, ab, ab_next, last, noise);

@@ -68,14 +68,6 @@ torch::Tensor restore(const Denoiser& d, const Degradation& A, const torch::Tens
 
 namespace restore_detail {
 
-Prediction denoise_at(const Denoiser& d, const torch::Tensor& x, const GridPoint& p, const Conditioning& cond) {
-  const int64_t B = x.size(0);
-  const bool whole = p.t == std::floor(p.t);
-  auto t = whole ? torch::full({B}, int64_t(p.t), torch::dtype(torch::kLong).device(x.device()))
-                 : torch::full({B}, p.t, torch::dtype(torch::kFloat64).device(x.device()));
-  return d.predict(x, t, cond);
-}
-
 torch::Tensor ddpm_step(const torch::Tensor& x, const torch::Tensor& x0, double ab, double ab_prev, bool last,
                         NoiseStream& noise) {
   const double beta = 1.0 - ab / ab_prev;

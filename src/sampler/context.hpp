@@ -30,11 +30,7 @@ class Context {
   // The denoiser at grid point p on the VP state; x₀ clamped when cfg.clip_x0 > 0
   // (ε is left as the model gave it, as diffusers does).
   Prediction denoise(const torch::Tensor& x_vp, const GridPoint& p) const {
-    const int64_t B = x_vp.size(0);
-    const bool whole = p.t == std::floor(p.t);
-    auto t = whole ? torch::full({B}, int64_t(p.t), torch::dtype(torch::kLong).device(x_vp.device()))
-                   : torch::full({B}, p.t, torch::dtype(torch::kFloat64).device(x_vp.device()));
-    auto pred = denoiser.predict(x_vp, t, cond_);
+    auto pred = predict_at(denoiser, x_vp, p, cond_);
     if (cfg.clip_x0 > 0) pred.x0 = pred.x0.clamp(-cfg.clip_x0, cfg.clip_x0);
     return pred;
   }

@@ -100,6 +100,13 @@ std::vector<GridPoint> sampling_grid(const NoiseSchedule& sch, const SamplerConf
   return grid;
 }
 
+Prediction predict_at(const Denoiser& d, const torch::Tensor& x, const GridPoint& p, const Conditioning& cond) {
+  const int64_t B = x.size(0);
+  auto t = p.t == std::floor(p.t) ? torch::full({B}, int64_t(p.t), torch::dtype(torch::kLong).device(x.device()))
+                                  : torch::full({B}, p.t, torch::dtype(torch::kFloat64).device(x.device()));
+  return d.predict(x, t, cond);
+}
+
 int64_t network_calls(const NoiseSchedule& sch, const SamplerConfig& cfg) {
   const int64_t S = int64_t(sampling_grid(sch, cfg).size()) - 1;
   return cfg.kind == SamplerKind::Heun ? 2 * S - 1 : S;
