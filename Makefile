@@ -1,7 +1,7 @@
 # diffuse — the two commands of the README:
 #   make demo   installs missing Debian packages, builds, trains small models, writes pictures
 #   make test   builds and runs every test
-.PHONY: all setup build test demo bench clean install
+.PHONY: all setup build test demo bench clean install cli-reference
 
 BUILD ?= build
 PREFIX ?= $(CURDIR)/install
@@ -40,6 +40,10 @@ build: setup $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1200
+
+# docs/cli-reference.md from the binary's --help (the ctest test cli_reference fails when it is stale).
+cli-reference: build
+	bash tools/gen_cli_reference.sh $(BUILD)/diffuse docs/cli-reference.md
 
 demo: build
 	bash tools/demo.sh $(BUILD)/diffuse out/demo

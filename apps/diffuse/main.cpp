@@ -9,7 +9,8 @@
 #include "diffuse/version.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"diffuse — train, sample and evaluate denoising diffusion models (DDPM) in C++"};
+  // The name is fixed so that help shows "Usage: diffuse …" however the binary was called.
+  CLI::App app{"diffuse — train, sample and evaluate denoising diffusion models (DDPM) in C++", "diffuse"};
   app.set_version_flag("--version", std::string("diffuse ") + diffuse::version());
   app.require_subcommand(1);
   app.fallthrough(false);
