@@ -17,7 +17,9 @@ torch::Tensor sample_ddim(Context& c, torch::Tensor x) {
     const double ab = p.alpha_bar;
     const double ab_prev = i + 1 < S || to_one ? c.grid[i + 1].alpha_bar : c.denoiser.schedule().alpha_bar(0);
     auto pred = c.denoise(x, p);
-    const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev));
+    // max: on a σ grid (karras, exponential) with final_alpha_one = false the last step goes
+    // from σ_min to ᾱ_0, the same point; ᾱ/ᾱ' can round to 1 + 1e−16 and the root to NaN.
+    const double sigma = eta * std::sqrt(std::max(0.0, (1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)));
     x = std::sqrt(ab_prev) * pred.x0 + std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma)) * pred.eps;
     if (eta > 0) x = x + sigma * c.randn_like(x);
     c.report(i, p, x, pred.x0);

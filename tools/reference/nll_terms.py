@@ -15,7 +15,18 @@ Data: two rows of six 8-bit values mapped by u / 127.5 - 1; x_t = sqrt(abar_t) x
 sqrt(1 - abar_t) z_t with the fixed z_t[i, d] = sin(1.7 (6 i + d + 1) + 0.3 t).
 Values are nats per dimension (the mean over the 6 dims of a row).
 
-Run:  /usr/bin/python3 tools/reference/nll_terms.py   (Debian: python3-torch, python3-mpmath)
+Also the expected bound of the exact Gaussian denoiser on Gaussian data, minus the data's
+entropy (tests/likelihood_test.cpp, GaussianBoundAboveEntropy): data N(mu, Sigma) in D = 8
+dimensions, A = torch.randn(8, 8, generator=Generator().manual_seed(11), float64) * 0.6,
+Sigma = A A^T + 0.02 I, mu = linspace(-2, 3, 8); the linear schedule with the total noise of
+T = 1000 (beta from 1e-4 * 1000/T to 0.02 * 1000/T). Every term is an expectation over
+x0 ~ N(mu, Sigma) of a Gaussian KL or log-density, written with full matrices (no
+eigen-decomposition, unlike the C++ closed form), the error of the exact x0_hat = E[x0 | x_t]
+entering through tr Cov(x0 | x_t) = tr(Sigma - abar Sigma (abar Sigma + (1 - abar) I)^-1 Sigma);
+the entropy is scipy.stats.multivariate_normal(mu, Sigma).entropy().
+
+Run:  /usr/bin/python3 tools/reference/nll_terms.py   (Debian: python3-torch, python3-mpmath,
+      python3-scipy)
 """
 import math
 
@@ -109,8 +120,38 @@ def tails():
     return [(x, m, v, -log_prob_bin(x, m, v)) for x, m, v in cases]
 
 
+def gaussian_bound_gap(T_, variance, D=8):
+    """E[bound] - H in nats/dim for the exact denoiser, continuous decoder (see docstring)."""
+    import scipy.stats
+    g = torch.Generator().manual_seed(11)
+    A = torch.randn(D, D, generator=g, dtype=torch.float64) * 0.6
+    Sigma = A @ A.T + 0.02 * torch.eye(D)
+    mu = torch.linspace(-2, 3, D)
+    b = torch.tensor([1e-4 * 1000 / T_ + (0.02 - 1e-4) * 1000 / T_ * i / (T_ - 1) for i in range(T_)])
+    ab = torch.cumprod(1 - b, 0)
+    ab_prev = torch.cat([torch.ones(1), ab[:-1]])
+    bt = b * (1 - ab_prev) / (1 - ab)  # beta-tilde; bt[0] = 0
+    var = torch.cat([bt[1:2], (bt if variance == "beta-tilde" else b)[1:]])  # sigma_t^2, sigma_0^2 = bt_1
+    c0 = b * ab_prev.sqrt() / (1 - ab)
+    I = torch.eye(D)
+
+    def tr_post_cov(t):  # tr Cov(x0 | x_t)
+        a = ab[t]
+        return torch.trace(Sigma - a * Sigma @ torch.linalg.solve(a * Sigma + (1 - a) * I, Sigma)).item()
+
+    aT = ab[-1].item()
+    total = 0.5 * (D * (1 - aT) + aT * (mu @ mu + torch.trace(Sigma)).item() - D - D * math.log(1 - aT))
+    for t in range(1, T_):  # KL(q(x_{t-1} | x_t, x0) || N(mu_theta, sigma_t^2 I)), mu_tilde - mu_theta = c0 (x0 - x0_hat)
+        v, p = var[t].item(), bt[t].item()
+        total += 0.5 * D * (math.log(v) - math.log(p) + p / v - 1) + c0[t].item() ** 2 * tr_post_cov(t) / (2 * v)
+    v0 = var[0].item()  # decoder: -log N(x0; x0_hat, sigma_0^2 I)
+    total += 0.5 * D * math.log(2 * math.pi * v0) + tr_post_cov(0) / (2 * v0)
+    H = scipy.stats.multivariate_normal(mu.numpy(), Sigma.numpy()).entropy()
+    return (total - H) / D
+
+
 if __name__ == "__main__":
-    f = lambda xs: ", ".join(f"{x:.17g}" for x in xs)
+    f = lambda *xs: ", ".join(f"{x:.17g}" for x in (xs[0] if len(xs) == 1 else xs))
     print(f"// prior L_T per row\nconst double kNllPrior[2] = {{{f(prior())}}};")
     configs = [("beta-tilde", "discretized-8bit", 0.0), ("beta", "discretized-8bit", 0.0),
                ("beta-tilde", "continuous", 0.0), ("beta", "continuous", 0.0),
@@ -124,3 +165,6 @@ if __name__ == "__main__":
     print("};")
     print("// tails: x, mean, var, -log P(bin)")
     print("const double kNllTails[6][4] = {" + ", ".join("{" + f(c) + "}" for c in tails()) + "};")
+    print("// E[bound] - entropy of the exact Gaussian denoiser, nats/dim: {T, beta-tilde, beta}")
+    print("const double kNllGaussGap[2][3] = {" + ", ".join(
+        "{" + f(T_, gaussian_bound_gap(T_, "beta-tilde"), gaussian_bound_gap(T_, "beta")) + "}" for T_ in (1000, 100)) + "};")
