@@ -179,5 +179,56 @@ grep -q '"t_samples": 5' "$T/nll-mc/nll.json" && grep -q '"per_t_count"' "$T/nll
 expect_fail nll-t-samples "t_samples must be in [0, T − 1] = [0, 49]" "$BIN" eval nll --run "$T/run" --t-samples 50
 expect_fail nll-variance "valid DDPM variances: beta, beta-tilde" "$BIN" eval nll --run "$T/run" --variance betta
 
+# RGB end to end, pictures enlarged (nearest neighbour; the longer side >= 512 px, at most 8x;
+# --picture-scale 1 keeps 1x), one PNG per sample at native size. Sizes read from the IHDR.
+rgb_ihdr() { python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(26); w,h,ct=struct.unpack(">IIxB",d[16:26]); print(w,h,ct)' "$1"; }
+rgb_gif() { python3 -c 'import struct,sys; print(*struct.unpack("<HH",open(sys.argv[1],"rb").read(10)[6:10]))' "$1"; }
+python3 - "$T/rgbdata" <<'PY'
+import os, random, struct, sys, zlib
+def png(path, s, px):
+    raw = b"".join(b"\0" + bytes(px[y * s * 3:(y + 1) * s * 3]) for y in range(s))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", s, s, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+random.seed(0)
+for cls, ink in (("red", (230, 40, 30)), ("blue", (30, 60, 220))):
+    os.makedirs(f"{sys.argv[1]}/{cls}")
+    for i in range(6):
+        r, cx, cy = random.randint(3, 5), random.randint(5, 10), random.randint(5, 10)
+        png(f"{sys.argv[1]}/{cls}/{i}.png", 16, [v for y in range(16) for x in range(16)
+            for v in (ink if (x - cx) ** 2 + (y - cy) ** 2 <= r * r else (250, 250, 240))])
+PY
+cat >"$T/rgb.json" <<JSON
+{"data": "folder:$T/rgbdata", "image_size": 16, "class_conditional": true, "schedule": {"kind": "linear", "T": 20, "beta_start": 0.005, "beta_end": 0.5},
+ "unet": {"base_channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_resolutions": [], "head_channels": 8, "groups": 4, "dropout": 0},
+ "steps": 4, "batch": 4, "log_every": 2, "sample_every": 2, "sample_n": 3}
+JSON
+expect_ok rgb-train "$BIN" train --config "$T/rgb.json" --out "$T/rgbrun"
+# 3 samples, 2 classes per row: a 38x38 grid, 8x (the cap) = 304, RGB (colour type 2)
+[ "$(rgb_ihdr "$T/rgbrun/samples/step_0000004.png")" = "304 304 2" ] && ok || bad "rgb training grid 8x RGB: $(rgb_ihdr "$T/rgbrun/samples/step_0000004.png")"
+expect_ok rgb-resume "$BIN" train --out "$T/rgbrun" --resume --steps 6 --picture-scale 1
+[ "$(rgb_ihdr "$T/rgbrun/samples/step_0000006.png")" = "38 38 2" ] && ok || bad "rgb training grid --picture-scale 1"
+expect_ok rgb-sample "$BIN" sample --run "$T/rgbrun" --n 30 --batch 16 --class red --out "$T/rgbs" \
+  --grid "$T/rgbgrid.png" --chain "$T/rgbchain.gif" --strip "$T/rgbstrip.png"
+[ "$(rgb_ihdr "$T/rgbs/000029.png")" = "16 16 2" ] && [ ! -e "$T/rgbs/000030.png" ] && ok || bad "rgb sample PNGs native 16x16 RGB"
+# grid: 6 per row, 5 rows = 110x92 -> 5x; strip: 8 rows of x_T + 9 states = 182x146 -> 3x;
+# chain: the first 16 in 4x4 = 74x74 -> 7x
+[ "$(rgb_ihdr "$T/rgbgrid.png")" = "550 460 2" ] && ok || bad "rgb grid 5x: $(rgb_ihdr "$T/rgbgrid.png")"
+[ "$(rgb_ihdr "$T/rgbstrip.png")" = "546 438 2" ] && ok || bad "rgb strip 3x: $(rgb_ihdr "$T/rgbstrip.png")"
+[ "$(rgb_gif "$T/rgbchain.gif")" = "518 518" ] && ok || bad "rgb chain GIF 7x: $(rgb_gif "$T/rgbchain.gif")"
+expect_ok rgb-sample1 "$BIN" sample --run "$T/rgbrun" --n 30 --class red --out "$T/rgbs1" --picture-scale 1 \
+  --grid "$T/rgbgrid1.png" --chain "$T/rgbchain1.gif" --strip "$T/rgbstrip1.png"
+[ "$(rgb_ihdr "$T/rgbgrid1.png")" = "110 92 2" ] && [ "$(rgb_ihdr "$T/rgbstrip1.png")" = "182 146 2" ] &&
+  [ "$(rgb_gif "$T/rgbchain1.gif")" = "74 74" ] && ok || bad "--picture-scale 1 keeps grid, strip, GIF native"
+cmp -s "$T/rgbs/000021.png" "$T/rgbs1/000021.png" && ok || bad "rgb sample i does not depend on the batch"
+expect_fail rgb-bad-scale "picture scale -1 is out of range" "$BIN" sample --run "$T/rgbrun" --n 1 --out "$T/x" --picture-scale -1
+# forward: 8 images at x_0 and 8 noise levels, 9 columns: 164x146 -> 4x; gray 28x28 stays gray, 272x242 -> 2x
+expect_ok rgb-forward "$BIN" forward --data "folder:$T/rgbdata" --image-size 16 --out "$T/rgbfwd.png"
+[ "$(rgb_ihdr "$T/rgbfwd.png")" = "656 584 2" ] && ok || bad "rgb forward 4x RGB: $(rgb_ihdr "$T/rgbfwd.png")"
+expect_ok rgb-forward1 "$BIN" forward --data "folder:$T/rgbdata" --image-size 16 --picture-scale 1 --out "$T/rgbfwd1.png"
+[ "$(rgb_ihdr "$T/rgbfwd1.png")" = "164 146 2" ] && ok || bad "rgb forward --picture-scale 1"
+expect_ok gray-forward "$BIN" forward --data fashion-mnist:test --out "$T/grayfwd.png"
+[ "$(rgb_ihdr "$T/grayfwd.png")" = "544 484 0" ] && ok || bad "gray forward 2x gray: $(rgb_ihdr "$T/grayfwd.png")"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

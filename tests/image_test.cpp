@@ -134,9 +134,13 @@ TEST(ImageTrain, ShortConditionalRunLossFalls) {
   auto run = load_run(dir);
   EXPECT_EQ(run.config.unet.num_classes, 10);
   EXPECT_EQ(run.class_names.size(), 10u);
-  // The sample grid of the last step: 3 gray 28×28 images in one row, 2-pixel padding.
+  // The sample grid of the last step: 3 gray 28×28 images in one row, 2-pixel padding
+  // (32 × 92), enlarged 6× (the smallest factor making the longer side ≥ 512 px), each
+  // pixel a 6×6 block.
   auto grid = read_png(dir + "/samples/step_0000080.png");
-  EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{1, 32, 92}));
+  EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{1, 192, 552}));
+  auto native = grid.slice(1, 0, 192, 6).slice(2, 0, 552, 6);
+  EXPECT_TRUE(torch::equal(grid, native.repeat_interleave(6, 1).repeat_interleave(6, 2)));
 }
 
 TEST(ImageData, JpegDecodesLikePillow) {

@@ -55,6 +55,11 @@ struct SamplerFlags {
 };
 void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 
+// Help of every --picture-scale option (picture_scale in image_io.hpp).
+inline constexpr const char* kPictureScaleHelp =
+    "pictures (grids, strips, GIFs): enlarge by this integer factor, nearest neighbour "
+    "(0: auto, the longer side at least 512 px; 1: native size); one PNG per image stays native";
+
 // Whether the user gave this option on the command line.
 inline bool given(const CLI::Option* o) { return o && o->count() > 0; }
 

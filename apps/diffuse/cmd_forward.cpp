@@ -18,7 +18,7 @@ namespace diffuse::cli {
 void add_forward(CLI::App& app) {
   struct Opts {
     std::string data, out, data_dir;
-    int64_t n = 2000;
+    int64_t n = 2000, image_size = 0, picture_scale = 0;
     uint64_t seed = 0;
     ScheduleFlags sched;
   };
@@ -29,13 +29,19 @@ void add_forward(CLI::App& app) {
   cmd->add_option("--n", o->n, "vectors drawn (curves show the first 8; histograms use all)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "fashion-mnist: folder of the IDX files (default: Debian's)");
+  cmd->add_option("--image-size", o->image_size, "image specs with a size (folder:PATH, emoji): side in pixels (0: the spec's default)")
+      ->capture_default_str();
+  cmd->add_option("--picture-scale", o->picture_scale, kPictureScaleHelp)->capture_default_str();
   add_schedule_flags(*cmd, o->sched);
   cmd->callback([o] {
     if (o->n < 1) throw Error("--n must be >= 1");
+    if (o->image_size < 0) throw Error("--image-size must be >= 0", "0: the data spec's default size");
+    picture_scale(1, 1, o->picture_scale);  // a bad factor is an error before drawing
     const ScheduleConfig sc = o->sched.resolve(ScheduleConfig{});
     const NoiseSchedule s = make_schedule(sc);
     DataOptions dopt;
     dopt.data_dir = o->data_dir;
+    if (o->image_size > 0) dopt.image_size = o->image_size;
     auto src = make_data_source(o->data, dopt);
     auto g = at::make_generator<at::CPUGeneratorImpl>(o->seed);
     const int64_t T = s.T();
@@ -52,7 +58,7 @@ void add_forward(CLI::App& app) {
         frames.push_back(t < 0 ? x0 : q_sample(s, x0, torch::full({rows}, t, torch::kLong), eps));
       }
       auto grid = torch::stack(frames, 1).flatten(0, 1);  // row-major: image r, column j
-      write_png(o->out, make_grid(to_uint8(grid), cols, 2));
+      write_picture(o->out, make_grid(to_uint8(grid), cols, 2), o->picture_scale);
       std::printf("wrote %s: %lld images (rows) at x_0 and t = %lld … %lld in %lld columns\n", o->out.c_str(),
                   (long long)rows, (long long)((T - 1) / (cols - 1)), (long long)(T - 1), (long long)cols);
       return;

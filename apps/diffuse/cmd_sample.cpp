@@ -9,8 +9,8 @@
 
 #include "cli.hpp"
 #include "diffuse/data.hpp"
+#include "diffuse/draw.hpp"
 #include "diffuse/error.hpp"
-#include "diffuse/guidance.hpp"
 #include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
 #include "diffuse/progress.hpp"
@@ -26,7 +26,7 @@ struct Opts {
   SamplerFlags sampler;
   int64_t n = 1000, batch = 256;
   uint64_t seed = 0;
-  int64_t threads = 0;
+  int64_t threads = 0, picture_scale = 0;
   double guidance = 1.0;
 };
 }  // namespace
@@ -64,8 +64,10 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--chain", o->chain, "the reverse process of the first samples (vectors: PNG; images: GIF)");
   cmd->add_option("--grid", o->grid, "images: a grid of all samples to this PNG");
   cmd->add_option("--strip", o->strip, "images: x_t at several t, one row per sample (first 8), to this PNG");
+  cmd->add_option("--picture-scale", o->picture_scale, kPictureScaleHelp)->capture_default_str();
   add_sampler_flags(*cmd, o->sampler);
   cmd->callback([o] {
+    picture_scale(1, 1, o->picture_scale);  // a bad factor is an error before sampling
     if (o->n < 1 || o->batch < 1) throw Error("--n and --batch must be >= 1");
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
     const SamplerConfig sc = o->sampler.resolve();
@@ -74,62 +76,35 @@ void add_sample(CLI::App& app) {
     const bool image = is_image_spec(run.config.data);
     if (o->threads < 0) throw Error("--threads must be >= 0", "0: all cores for images, 1 for vectors");
     set_intra_op_threads(o->threads, image);
-    const std::vector<int64_t> shape =
-        image ? std::vector<int64_t>{run.config.unet.in_channels, run.config.unet.image_size, run.config.unet.image_size}
-              : std::vector<int64_t>{run.config.model.dim};
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
     const int64_t S = int64_t(sampling_grid(run.denoiser->schedule(), sc).size()) - 1;
     if (!o->cls.empty() && num_classes == 0)
       throw Error("--class needs a class-conditional run", "train with \"class_conditional\": true");
     const int64_t fixed_class = o->cls.empty() ? -1 : parse_class(o->cls, run.class_names, num_classes);
-    GuidedDenoiser guided(*run.denoiser, o->guidance, num_classes);
-    const Denoiser& denoiser = num_classes > 0 ? static_cast<const Denoiser&>(guided) : *run.denoiser;
     ensure_dir(o->out);
 
-    // Reverse-chain snapshots of the first batch: 6 for vectors, ~40 GIF frames for images.
-    std::vector<Snapshot> chain;
-    std::vector<torch::Tensor> frames, strip;
+    DrawConfig dc;
+    dc.n = o->n;
+    dc.batch = o->batch;
+    dc.seed = o->seed;
+    dc.sampler = sc;
+    dc.guidance = o->guidance;
+    dc.fixed_class = fixed_class;
+    DrawHooks hooks;
+    hooks.keep_samples = false;  // each batch is written (and kept as uint8 for the grid) as it comes
+    // The reverse process of the first batch: the GIF shows ~40 states of the first 16 samples,
+    // the strip x_T and 8 evenly spaced states (and the last) of the first 8; the vector chain
+    // figure x_T and the states after 1/4, 1/2, 3/4, 9/10 of the steps and the last.
     const int64_t shown = std::min<int64_t>(o->n, 16), strip_rows = std::min<int64_t>(o->n, 8);
-    // Vector chain: after steps ≈ S/4, S/2, 3S/4, 9S/10 and the last.
-    std::vector<int64_t> marks;
-    for (double f : {0.25, 0.5, 0.75, 0.9, 1.0}) {
-      const int64_t k = std::max<int64_t>(0, int64_t(std::lround(f * double(S))) - 1);
-      if (marks.empty() || k > marks.back()) marks.push_back(k);
-    }
+    ChainRecorder frames(shown, every_nth_step(40)), strip(strip_rows, every_nth_step(8, 8)),
+        chain(o->n, at_fractions({0.25, 0.5, 0.75, 0.9, 1.0}));
+    if (image && !o->chain.empty()) hooks.chains.push_back(&frames);
+    if (image && !o->strip.empty()) hooks.chains.push_back(&strip);
+    if (!image && !o->chain.empty()) hooks.chains.push_back(&chain);
     std::vector<torch::Tensor> parts;
     Progress progress("sampling", o->n, 0, 1, false);
-    for (int64_t first = 0; first < o->n; first += o->batch) {
-      const int64_t b = std::min(o->batch, o->n - first);
-      NoiseStream noise(o->seed, first, b);
-      auto x_T = noise.randn(shape, torch::TensorOptions().device(dev));
-      Conditioning cond;
-      if (num_classes > 0)
-        cond.labels = (fixed_class >= 0 ? torch::full({b}, fixed_class, torch::kLong)
-                                        : torch::arange(first, first + b, torch::kLong) % num_classes)
-                          .to(dev);
-      StepCallback cb;
-      if (first == 0 && (!o->chain.empty() || !o->strip.empty())) {
-        auto keep = [&](const torch::Tensor& x, int64_t rows) { return x.slice(0, 0, rows).cpu(); };
-        chain.push_back({"x_T (noise)", x_T.cpu()});
-        frames.push_back(keep(x_T, shown));
-        strip.push_back(keep(x_T, strip_rows));
-        cb = [&](const StepInfo& s) {
-          const bool last = s.step + 1 == s.total;
-          if (image) {
-            if ((s.step + 1) % std::max<int64_t>(1, s.total / 40) == 0 || last) frames.push_back(keep(s.x, shown));
-            if ((s.step + 1) % std::max<int64_t>(1, s.total / 8) == 0 || last) {
-              if (strip.size() < 9 || last) strip.push_back(keep(s.x, strip_rows));
-            }
-          } else if (std::find(marks.begin(), marks.end(), s.step) != marks.end()) {
-            char label[64];
-            std::snprintf(label, sizeof label, last ? "x_0 (step %lld)" : "step %lld (t = %.0f)",
-                          (long long)s.step + 1, s.t);
-            chain.push_back({label, s.x.cpu()});
-          }
-        };
-      }
-      NoiseStream step_noise(mix_seed(o->seed, 1), first, b);
-      auto x = sample(denoiser, x_T, sc, step_noise, cb, cond).cpu();
+    hooks.on_batch = [&](int64_t first, const torch::Tensor& x, const torch::Tensor&) {
+      const int64_t b = x.size(0);
       if (image) {
         auto u8 = to_uint8(x);
         for (int64_t i = 0; i < b; ++i) {
@@ -142,20 +117,25 @@ void add_sample(CLI::App& app) {
         parts.push_back(run.normalizer.decode(x));
       }
       progress.update(first + b);
-    }
+    };
+    draw_samples(run, dc, dev, hooks);
     progress.finish();
     auto samples = torch::cat(parts);
     if (image) {
       const int64_t nrow = num_classes > 0 && fixed_class < 0 ? num_classes
                                                                : int64_t(std::ceil(std::sqrt(double(o->n))));
-      if (!o->grid.empty()) write_png(o->grid, make_grid(samples, nrow, 2));
+      if (!o->grid.empty()) write_picture(o->grid, make_grid(samples, nrow, 2), o->picture_scale);
       if (!o->chain.empty()) {
         std::vector<torch::Tensor> gif;
-        for (auto& f : frames) gif.push_back(make_grid(to_uint8(f), int64_t(std::ceil(std::sqrt(double(shown)))), 2));
-        write_gif(o->chain, gif, 8, 12, 3);
+        for (auto& f : frames.states())
+          gif.push_back(make_grid(to_uint8(f), int64_t(std::ceil(std::sqrt(double(shown)))), 2));
+        write_gif(o->chain, gif, 8, 12, int(o->picture_scale));
       }
-      if (!o->strip.empty())
-        write_png(o->strip, make_grid(to_uint8(torch::stack(strip, 1).flatten(0, 1)), int64_t(strip.size()), 2));
+      if (!o->strip.empty()) {
+        const auto states = strip.states();
+        write_picture(o->strip, make_grid(to_uint8(torch::stack(states, 1).flatten(0, 1)), int64_t(states.size()), 2),
+                      o->picture_scale);
+      }
       std::printf("wrote %lld images to %s/%s%s%s\n", (long long)o->n, o->out.c_str(), "000000.png …",
                   o->grid.empty() ? "" : (", grid " + o->grid).c_str(),
                   o->chain.empty() ? "" : (", chain " + o->chain).c_str());
@@ -168,8 +148,18 @@ void add_sample(CLI::App& app) {
     std::printf("wrote %lld samples to %s/samples.csv and %s/samples.png\n", (long long)o->n, o->out.c_str(),
                 o->out.c_str());
     if (!o->chain.empty()) {
+      std::vector<Snapshot> snaps;
+      for (const auto& c : chain.snapshots()) {
+        char label[64];
+        if (c.step < 0)
+          std::snprintf(label, sizeof label, "x_T (noise)");
+        else
+          std::snprintf(label, sizeof label, c.step + 1 == c.total ? "x_0 (step %lld)" : "step %lld (t = %.0f)",
+                        (long long)c.step + 1, c.t);
+        snaps.push_back({label, c.x});
+      }
       save_process_figure(o->chain, "reverse process (" + to_string(sc.kind) + ", " + std::to_string(S) + " steps), " + run.config.data +
-                                        " — in the model's standardised space", chain, true);
+                                        " — in the model's standardised space", snaps, true);
       std::printf("wrote the reverse chain to %s\n", o->chain.c_str());
     }
   });

@@ -37,6 +37,7 @@ void add_train(CLI::App& app) {
   int nproc = 0;
   bool no_overlap = false;
   std::vector<CLI::Option*> opts;
+  CLI::Option* picture_scale = nullptr;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("train", "train a diffusion model; writes a run folder");
@@ -63,6 +64,7 @@ void add_train(CLI::App& app) {
   auto* ckpt_every = opt(cmd->add_option("--checkpoint-every", c.checkpoint_every, "steps between checkpoints"));
   auto* sample_every = opt(cmd->add_option("--sample-every", c.sample_every,
                                          "images: steps between sample grids in RUN_DIR/samples (0: off)"));
+  o->picture_scale = opt(cmd->add_option("--picture-scale", c.picture_scale, kPictureScaleHelp));
   cmd->add_flag("--resume", o->resume, "continue the run in --out from its checkpoint");
   add_schedule_flags(*cmd, o->sched);
   // Data-parallel training (docs/distributed.md).
@@ -123,7 +125,7 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
       for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
                                   "--resume continues the saved config; only --steps, --threads, --device, "
-                                  "--log-every, --checkpoint-every and --sample-every may be given");
+                                  "--log-every, --checkpoint-every, --sample-every and --picture-scale may be given");
       if (o->sched.any_given() || !o->config.empty())
         throw Error("the schedule and --config cannot change when resuming");
       if (!std::filesystem::exists(checkpoint_path(o->out)))
@@ -150,6 +152,7 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (given(log_every)) cfg.log_every = f.log_every;
     if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
     if (given(sample_every)) cfg.sample_every = f.sample_every;
+    if (given(o->picture_scale)) cfg.picture_scale = f.picture_scale;
     std::signal(SIGINT, on_sigint);
     if (!follower)
       std::fprintf(stderr, "%s %s → %s%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str(),

@@ -62,13 +62,32 @@ torch::Tensor to_uint8(const torch::Tensor& images);
 torch::Tensor make_grid(const torch::Tensor& images, int64_t nrow, int64_t padding = 2,
                         int pad_value = 255);
 
+// Pictures of small images — grids, strips, chain GIFs, the forward-process picture,
+// training's periodic sample grids — are enlarged by an integer factor, nearest neighbour
+// (each pixel becomes a k×k block, so no colour is invented), so that a person can see
+// them; images written one per file stay at their native size.
+// picture_scale: the factor for a height × width picture. `requested` ≥ 1 is used as it is
+// (1: native size); 0 (auto) is the smallest factor that makes the longer side at least
+// kPictureMinSide pixels, at most kPictureMaxAutoScale, and 1 for pictures already that
+// large. E.g. 16 samples of 28×28 in a 4×4 grid (122 px) → 5× (610 px); 100 in a 10×10
+// grid (302 px) → 2×; the forward picture of 28×28 images (272 × 242) → 2×. A requested
+// factor outside 0 … kPictureMaxScale is an error.
+inline constexpr int64_t kPictureMinSide = 512;
+inline constexpr int64_t kPictureMaxAutoScale = 8;
+inline constexpr int64_t kPictureMaxScale = 32;
+int64_t picture_scale(int64_t height, int64_t width, int64_t requested = 0);
+// (…, H, W) → (…, H·factor, W·factor), each pixel repeated factor × factor times.
+torch::Tensor upscale_nearest(const torch::Tensor& images, int64_t factor);
+// write_png of the picture (C, H, W) enlarged by picture_scale(H, W, scale).
+void write_picture(const std::string& path, const torch::Tensor& picture, int64_t scale = 0);
+
 // Animated GIF (giflib) of `frames`, each (C, H, W) or (H, W) uint8 (or float in
 // [0, 1]) of one size, C = 1 (exact, a 256-gray palette) or 3 (all frames
 // quantised together to one 256-colour palette by median cut, GifQuantizeBuffer,
 // falling back to a fixed 6×7×6 colour cube). delay_cs: time per frame in 1/100 s;
 // loops forever; the last frame is shown hold_last times as long. `scale` enlarges
-// each frame by an integer factor (nearest neighbour) so 28×28 images are visible.
-// Atomic write.
+// each frame by an integer factor (nearest neighbour) so 28×28 images are visible;
+// 0: picture_scale's automatic factor for the frames' size. Atomic write.
 void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames,
                int delay_cs = 8, int hold_last = 10, int scale = 1);
 

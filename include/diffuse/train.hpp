@@ -62,6 +62,7 @@ struct TrainConfig {
   int64_t checkpoint_every = 1000; // steps between checkpoints
   int64_t sample_every = 0;        // images: steps between sample grids in RUN_DIR/samples/ (0: off)
   int64_t sample_n = 16;           // images: samples per grid (EMA weights, fixed seed, classes in turn)
+  int64_t picture_scale = 0;       // images: grids enlarged by this factor (0: auto, see picture_scale; 1: native)
   std::string device = "auto";     // "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
 };
 
@@ -108,8 +109,8 @@ struct TrainResult {
 };
 
 // Trains into run_dir. resume: continue from run_dir/checkpoint.safetensors with
-// its saved config (only `steps`, `threads` and the log/checkpoint intervals may
-// differ). A non-finite loss throws, leaving the last good checkpoint in place.
+// its saved config (only `steps`, `threads`, the log/checkpoint/sample intervals and
+// `picture_scale` may differ). A non-finite loss throws, leaving the last good checkpoint in place.
 TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume,
                   const TrainHooks& hooks = {});
 

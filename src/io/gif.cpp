@@ -71,7 +71,7 @@ void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames
     throw Error(context + ": the frame delay must be in 0 … 65535 hundredths of a second (got " +
                 std::to_string(delay_cs) + ")");
   if (hold_last < 1) throw Error(context + ": hold_last must be at least 1 (got " + std::to_string(hold_last) + ")");
-  if (scale < 1) throw Error(context + ": scale must be at least 1 (got " + std::to_string(scale) + ")");
+  if (scale < 0) throw Error(context + ": scale must be 0 (auto) or at least 1 (got " + std::to_string(scale) + ")");
 
   std::vector<torch::Tensor> chw;
   for (size_t i = 0; i < frames.size(); ++i) {
@@ -86,6 +86,7 @@ void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames
   }
   auto stacked = torch::stack(chw);  // (F, C, H, W)
   const int64_t nframes = stacked.size(0), c = stacked.size(1), h = stacked.size(2), w = stacked.size(3);
+  scale = int(picture_scale(h, w, scale));
   if (h * scale > 65535 || w * scale > 65535)
     throw Error(context + ": frames of " + std::to_string(h * scale) + "×" + std::to_string(w * scale) +
                 " pixels are too large for GIF (at most 65535×65535)");
@@ -113,8 +114,7 @@ void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames
       indices = gif_io::gif_cube_indices(stacked);
     }
   }
-  if (scale > 1) indices = indices.repeat_interleave(scale, 1).repeat_interleave(scale, 2);
-  indices = indices.contiguous();
+  indices = upscale_nearest(indices, scale).contiguous();
   const int W = int(w * scale), H = int(h * scale);
 
   gif_io::GifSink sink;

@@ -1,4 +1,4 @@
-// PNG reader and writer (libpng), to_uint8, make_grid (format notes: image_io.hpp).
+// PNG reader and writer (libpng), to_uint8, make_grid, enlarged pictures (format notes: image_io.hpp).
 //
 // libpng reports errors by longjmp. The functions that call setjmp (png_decode,
 // png_encode) hold no C++ objects with destructors, so a longjmp out of libpng
@@ -8,6 +8,7 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -243,6 +244,32 @@ torch::Tensor make_grid(const torch::Tensor& images, int64_t nrow, int64_t paddi
     grid.narrow(1, top, h).narrow(2, left, w).copy_(x[i]);
   }
   return grid;
+}
+
+int64_t picture_scale(int64_t height, int64_t width, int64_t requested) {
+  if (requested < 0 || requested > kPictureMaxScale)
+    throw Error("picture scale " + std::to_string(requested) + " is out of range",
+                "--picture-scale 0 (auto: the longer side at least " + std::to_string(kPictureMinSide) +
+                    " px), 1 (native size) … " + std::to_string(kPictureMaxScale));
+  if (requested > 0) return requested;
+  const int64_t side = std::max<int64_t>(1, std::max(height, width));
+  // The smallest k with k · side ≥ kPictureMinSide, i.e. ⌈kPictureMinSide / side⌉.
+  return std::clamp<int64_t>((kPictureMinSide + side - 1) / side, 1, kPictureMaxAutoScale);
+}
+
+torch::Tensor upscale_nearest(const torch::Tensor& images, int64_t factor) {
+  if (!images.defined() || images.dim() < 2)
+    throw Error("upscale_nearest: expected images (…, H, W)");
+  if (factor < 1) throw Error("upscale_nearest: the factor must be at least 1 (got " + std::to_string(factor) + ")");
+  if (factor == 1) return images;
+  const int64_t d = images.dim();
+  return images.repeat_interleave(factor, d - 2).repeat_interleave(factor, d - 1);
+}
+
+void write_picture(const std::string& path, const torch::Tensor& picture, int64_t scale) {
+  if (!picture.defined() || picture.dim() < 2) throw Error("cannot write '" + path + "': the picture is empty");
+  const int64_t d = picture.dim();
+  write_png(path, upscale_nearest(picture, picture_scale(picture.size(d - 2), picture.size(d - 1), scale)));
 }
 
 }  // namespace diffuse

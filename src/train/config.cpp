@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "diffuse/error.hpp"
+#include "diffuse/image_io.hpp"
 #include "diffuse/train.hpp"
 #include "core/enum_names.hpp"
 
@@ -149,6 +150,7 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       field("checkpoint_every", &TrainConfig::checkpoint_every),
       field("sample_every", &TrainConfig::sample_every),
       field("sample_n", &TrainConfig::sample_n),
+      field("picture_scale", &TrainConfig::picture_scale),
       field("device", &TrainConfig::device)};
   return f;
 }
@@ -200,6 +202,9 @@ void validate(const TrainConfig& c) {
   need(c.threads >= 0, "threads must be >= 0", "0: all cores for images, 1 for vectors");
   need(c.sample_every >= 0 && c.sample_n >= 1, "sample_every must be >= 0 and sample_n >= 1",
        "sample_every 0 turns the periodic sample grids off");
+  need(c.picture_scale >= 0 && c.picture_scale <= kPictureMaxScale,
+       "picture_scale must lie in 0 … " + std::to_string(kPictureMaxScale),
+       "0: auto (the grid's longer side at least 512 px), 1: native size");
   need(c.log_every >= 1 && c.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1", "");
   need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
        "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");

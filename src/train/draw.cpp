@@ -1,7 +1,10 @@
-// Drawing samples from a trained run (see draw.hpp).
+// Drawing samples from a trained run, and recording the reverse process (see draw.hpp).
 #include "diffuse/draw.hpp"
 
 #include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
 
 #include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
@@ -9,8 +12,45 @@
 
 namespace diffuse {
 
+StepPick every_nth_step(int64_t count, int64_t limit) {
+  if (count < 1 || limit < 0) throw Error("every_nth_step: count must be >= 1 and limit >= 0");
+  return [count, limit](int64_t step, int64_t total) {
+    if (step + 1 == total) return true;
+    const int64_t e = std::max<int64_t>(1, total / count), k = (step + 1) / e;  // the k-th pick
+    return (step + 1) % e == 0 && (limit == 0 || k <= limit);
+  };
+}
+
+StepPick at_fractions(std::vector<double> fractions) {
+  for (double f : fractions)
+    if (!(f > 0 && f <= 1)) throw Error("at_fractions: every fraction must be in (0, 1]");
+  return [fractions = std::move(fractions)](int64_t step, int64_t total) {
+    for (double f : fractions)
+      if (step == std::max<int64_t>(0, int64_t(std::lround(f * double(total))) - 1)) return true;
+    return false;
+  };
+}
+
+ChainRecorder::ChainRecorder(int64_t rows, StepPick pick) : rows_(rows), pick_(std::move(pick)) {
+  if (rows < 1 || !pick_) throw Error("ChainRecorder: rows must be >= 1 and pick given");
+}
+
+void ChainRecorder::start(const torch::Tensor& x_T) {
+  snapshots_.push_back({-1, 0, std::numeric_limits<double>::quiet_NaN(), x_T.slice(0, 0, rows_).cpu()});
+}
+
+void ChainRecorder::step(const StepInfo& s) {
+  if (pick_(s.step, s.total)) snapshots_.push_back({s.step, s.total, s.t, s.x.slice(0, 0, rows_).cpu()});
+}
+
+std::vector<torch::Tensor> ChainRecorder::states() const {
+  std::vector<torch::Tensor> x;
+  for (const auto& s : snapshots_) x.push_back(s.x);
+  return x;
+}
+
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
-                   const std::function<void(int64_t)>& on_batch) {
+                   const DrawHooks& hooks) {
   if (cfg.n < 1 || cfg.batch < 1) throw Error("the number of samples and the batch must be >= 1");
   const bool image = is_image_spec(run.config.data);
   const std::vector<int64_t> shape =
@@ -28,17 +68,41 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
     NoiseStream noise(cfg.seed, first, b);
     auto x_T = noise.randn(shape, torch::TensorOptions().device(device));
     Conditioning cond;
+    torch::Tensor batch_labels;
     if (num_classes > 0) {
-      cond.labels = cfg.fixed_class >= 0 ? torch::full({b}, cfg.fixed_class, torch::kLong)
-                                         : torch::arange(first, first + b, torch::kLong) % num_classes;
-      labels.push_back(cond.labels);
-      cond.labels = cond.labels.to(device);
+      batch_labels = cfg.fixed_class >= 0 ? torch::full({b}, cfg.fixed_class, torch::kLong)
+                                          : torch::arange(first, first + b, torch::kLong) % num_classes;
+      cond.labels = batch_labels.to(device);
     }
+    const bool record = first == 0 && !hooks.chains.empty();
+    if (record)
+      for (auto* c : hooks.chains) c->start(x_T);
+    StepCallback cb;
+    if (record || hooks.on_step)
+      cb = [&](const StepInfo& s) {
+        if (record)
+          for (auto* c : hooks.chains) c->step(s);
+        if (hooks.on_step) hooks.on_step(first, s);
+      };
     NoiseStream step_noise(mix_seed(cfg.seed, 1), first, b);
-    parts.push_back(sample(denoiser, x_T, cfg.sampler, step_noise, {}, cond).cpu());
-    if (on_batch) on_batch(first + b);
+    auto x = sample(denoiser, x_T, cfg.sampler, step_noise, cb, cond).cpu();
+    if (hooks.on_batch) hooks.on_batch(first, x, batch_labels);
+    if (hooks.keep_samples) {
+      parts.push_back(x);
+      if (batch_labels.defined()) labels.push_back(batch_labels);
+    }
   }
+  if (!hooks.keep_samples) return {};
   return {torch::cat(parts), labels.empty() ? torch::Tensor() : torch::cat(labels)};
+}
+
+Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
+                   const std::function<void(int64_t)>& on_batch) {
+  DrawHooks hooks;
+  if (on_batch) hooks.on_batch = [&](int64_t first, const torch::Tensor& x, const torch::Tensor&) {
+    on_batch(first + x.size(0));
+  };
+  return draw_samples(run, cfg, device, hooks);
 }
 
 }  // namespace diffuse

@@ -224,6 +224,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
     r.log_every = cfg.log_every;
     r.checkpoint_every = cfg.checkpoint_every;
     r.sample_every = cfg.sample_every;
+    r.picture_scale = cfg.picture_scale;
     r.device = cfg.device;
     cfg = r;
     start_step = h.step;
@@ -340,7 +341,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
     char name[40];
     std::snprintf(name, sizeof name, "/samples/step_%07lld.png", (long long)step);
     const int64_t nrow = num_classes > 0 ? std::min(n, num_classes) : int64_t(std::ceil(std::sqrt(double(n))));
-    write_png(run_dir + name, make_grid(to_uint8(x), nrow, 2));
+    write_picture(run_dir + name, make_grid(to_uint8(x), nrow, 2), cfg.picture_scale);
     if (!hooks.quiet) std::fprintf(stderr, "\nwrote %s%s\n", run_dir.c_str(), name);
   };
   const bool grids = data->is_image() && cfg.sample_every > 0;
