@@ -142,6 +142,73 @@ expect_fail upscale-repaint "repaint fills masked pixels" "$BIN" upscale --run "
 expect_fail bad-mask "box:x,y,w,h | half" "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask circle:3 --out "$T/x.png"
 expect_fail dps-euler "dps runs on DDPM steps" "$BIN" inpaint --run "$T/img" --image "$T/imgs/000000.png" --mask half:top --method dps --sampler euler --out "$T/x.png"
 
+# data: image specs as one PNG per image (native size), labels.csv, a grid; by --index or --seed,
+# of one --class, shrunk (--size: area means) or made gray (--gray: colorize's luma). Checked against
+# the IDX files and PNGs written without diffuse (tests/testfiles.py); the inputs of the README's
+# restoration commands are made this way and upscale takes them.
+FM=/usr/share/datasets/fashion-mnist
+TF=$(dirname "$0")/testfiles.py
+python3 "$TF" inputs "$FM" "$T/ref" 1
+# block_means BIG.png SMALL.png F: each pixel of SMALL is the mean of an F×F block of BIG, rounded
+block_means() {
+  python3 - "$TF" "$@" <<'PY'
+import os, sys; sys.path.insert(0, os.path.dirname(sys.argv[1])); from testfiles import read_png
+(w, h, c, a), (sw, sh, sc, b), f = read_png(sys.argv[2]), read_png(sys.argv[3]), int(sys.argv[4])
+assert (sw * f, sh * f, sc) == (w, h, c), (sw, sh, sc)
+err = max(abs(b[(y * sw + x) * c + k] - sum(a[((f * y + i) * w + f * x + j) * c + k] for i in range(f) for j in range(f)) / f / f)
+          for y in range(sh) for x in range(sw) for k in range(c))
+assert err <= 0.5 + 1e-3, f"max error {err}"
+PY
+}
+expect_ok data-in "$BIN" data --data fashion-mnist:test --n 1 --index 0 --out "$T/in.png"
+[ "$(python3 "$TF" diff "$T/in.png" "$T/ref/real/00000.png")" = "0.0000 0" ] && ok || bad "data --index 0 is test image 0, pixel for pixel"
+expect_ok data-low "$BIN" data --data fashion-mnist:test --n 1 --index 0 --size 7 --out "$T/low7x7.png"
+# pixel (y, x) of the 7×7 file is the mean of the 4×4 block (4y…4y+3, 4x…4x+3), rounded
+block_means "$T/ref/real/00000.png" "$T/low7x7.png" 4 && ok || bad "data --size 7 holds the 4×4 block means"
+expect_ok upscale-data "$BIN" upscale --run "$T/img" --image "$T/low7x7.png" --factor 4 --steps 3 --out "$T/up.png"
+expect_ok data-seed "$BIN" data --data fashion-mnist:test --n 6 --seed 5 --out "$T/dimg" --grid "$T/dgrid.png"
+[ -s "$T/dimg/000005.png" ] && [ ! -e "$T/dimg/000006.png" ] && [ -s "$T/dgrid.png" ] && [ "$(wc -l <"$T/dimg/labels.csv")" = 7 ] &&
+  [ "$(head -1 "$T/dimg/labels.csv")" = "file,index,label,class" ] && ok || bad "data writes one PNG per image, labels.csv, the grid"
+# each row's label is the IDX label file's byte 8 + index; its name the Fashion-MNIST class of that label
+classes=(t-shirt trouser pullover dress coat sandal shirt sneaker bag ankle-boot)
+gzip -dc "$FM/t10k-labels-idx1-ubyte.gz" | tail -c +9 | od -An -tu1 -v -w1 | tr -d ' ' >"$T/idx_labels.txt"
+labels_ok=1
+while IFS=, read -r f i l c; do
+  [ "$f" = file ] && continue
+  want=$(sed -n "$((i + 1))p" "$T/idx_labels.txt")
+  [ "$l" = "$want" ] && [ "$c" = "${classes[$want]}" ] || { labels_ok=0; bad "labels.csv: $f (test image $i) says $l $c, the IDX file $want"; }
+done <"$T/dimg/labels.csv"
+[ $labels_ok = 1 ] && ok
+cut -d, -f2 "$T/dimg/labels.csv" | tail -n +2 | sort -u | wc -l | grep -qx 6 && ok || bad "data --seed picks without repetition"
+expect_ok data-seed2 "$BIN" data --data fashion-mnist:test --n 6 --seed 5 --out "$T/dimg2"
+expect_ok data-seed3 "$BIN" data --data fashion-mnist:test --n 6 --seed 6 --out "$T/dimg3"
+cmp -s "$T/dimg/labels.csv" "$T/dimg2/labels.csv" && cmp -s "$T/dimg/000003.png" "$T/dimg2/000003.png" &&
+  ! cmp -s "$T/dimg/labels.csv" "$T/dimg3/labels.csv" && ok || bad "data --seed: the same seed the same images, another seed others"
+# --class sneaker --index 2: the 3rd … 5th sneakers (label 7) of the test split, in file order
+expect_ok data-class "$BIN" data --data fashion-mnist:test --n 3 --class sneaker --index 2 --out "$T/dsn"
+[ "$(tail -n +2 "$T/dsn/labels.csv" | cut -d, -f2,3,4 | tr '\n' ' ')" = \
+  "$(grep -n '^7$' "$T/idx_labels.txt" | sed -n 3,5p | awk -F: '{printf "%d,7,sneaker ", $1 - 1}')" ] && ok ||
+  bad "data --class sneaker --index 2 takes the 3rd to 5th sneakers"
+# --gray on RGB images: the luma 0.299 R + 0.587 G + 0.114 B of each pixel, rounded (a folder of one 56×56 RGB PNG)
+expect_ok data-gray "$BIN" data --data "folder:$T/ref/rgb" --image-size 56 --n 1 --index 0 --gray --out "$T/gray.png"
+python3 - "$TF" "$T/ref/rgb/00000.png" "$T/gray.png" <<'PY' && ok || bad "data --gray holds the luma of the RGB image"
+import os, sys; sys.path.insert(0, os.path.dirname(sys.argv[1])); from testfiles import read_png
+(w, h, c, a), (gw, gh, gc, g) = read_png(sys.argv[2]), read_png(sys.argv[3])
+assert (c, gw, gh, gc) == (3, w, h, 1), (c, gw, gh, gc)
+err = max(abs(g[p] - (0.299 * a[3 * p] + 0.587 * a[3 * p + 1] + 0.114 * a[3 * p + 2])) for p in range(w * h))
+assert err <= 0.5 + 1e-3, f"max error {err}"
+PY
+expect_ok data-rgb-size "$BIN" data --data "folder:$T/ref/rgb" --image-size 56 --n 1 --size 28 --out "$T/rgb28.png"
+block_means "$T/ref/rgb/00000.png" "$T/rgb28.png" 2 && ok || bad "data --size 28 of RGB holds each channel's 2×2 means"
+expect_fail data-index "asks for items 9999 … 10000 but fashion-mnist:test has 10000 images" \
+  "$BIN" data --data fashion-mnist:test --n 2 --index 9999 --out "$T/x"
+expect_fail data-class-none "has no classes" "$BIN" data --data "folder:$T/ref/rgb" --image-size 56 --n 1 --class 0 --out "$T/x"
+expect_fail data-class-bad "valid classes: 0 … 9 or t-shirt, trouser" "$BIN" data --data fashion-mnist:test --n 1 --class boots --out "$T/x"
+expect_fail data-png-n "give --n 1, or a folder" "$BIN" data --data fashion-mnist:test --n 2 --out "$T/x.png"
+expect_fail data-size "--size 29 is not in [1, 28]" "$BIN" data --data fashion-mnist:test --n 1 --size 29 --out "$T/x"
+expect_fail data-vector-grid "image specs: fashion-mnist, fashion-mnist:test, folder:PATH" \
+  "$BIN" data --data signals --n 2 --grid "$T/x.png"
+
 # Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
 sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"
 "$BIN" train --config "$T/long.json" --out "$T/int" >"$T/int.out" 2>&1 &

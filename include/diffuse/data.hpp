@@ -31,6 +31,13 @@ class DataSource {
   virtual DataBatch sample(int64_t n, torch::Generator& gen) const = 0;
   // The whole set for finite vector sources (CSV); undefined otherwise.
   virtual torch::Tensor all() const { return {}; }
+  // Finite image sets (fashion-mnist, folder:PATH, …): the number of images, the
+  // images at `index` ((n) int64, each in [0, size())) and the labels of all images
+  // ((size()) int64, undefined when unlabeled). Sources of fresh draws have size() 0,
+  // and items() throws there.
+  virtual int64_t size() const { return 0; }
+  virtual DataBatch items(const torch::Tensor& index) const;
+  virtual torch::Tensor labels() const { return {}; }
   virtual int64_t num_classes() const { return 0; }
   virtual std::vector<std::string> class_names() const { return {}; }
   virtual std::string spec() const = 0;

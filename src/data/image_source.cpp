@@ -20,7 +20,11 @@ class ImageSource : public DataSource {
   std::vector<std::string> class_names() const override { return names_; }
   std::string spec() const override { return spec_; }
   DataBatch sample(int64_t n, torch::Generator& gen) const override {
-    auto idx = torch::randint(0, images_.size(0), {n}, gen, torch::dtype(torch::kLong));
+    return items(torch::randint(0, images_.size(0), {n}, gen, torch::dtype(torch::kLong)));
+  }
+  int64_t size() const override { return images_.size(0); }
+  torch::Tensor labels() const override { return labels_; }
+  DataBatch items(const torch::Tensor& idx) const override {
     // x ∈ [−1, 1]: x = u8 / 127.5 − 1
     auto x = images_.index_select(0, idx).to(torch::kFloat32) / 127.5 - 1.0;
     return {x, labels_.defined() ? labels_.index_select(0, idx) : torch::Tensor()};

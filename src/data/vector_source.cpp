@@ -28,6 +28,10 @@ class CsvSource : public DataSource {
 };
 }  // namespace
 
+DataBatch DataSource::items(const torch::Tensor&) const {
+  throw Error(spec() + " draws fresh data; it has no numbered items");
+}
+
 std::vector<std::string> data_spec_names() {
   return {"signals", "toy:swissroll", "toy:8gaussians", "toy:moons", "toy:checkerboard", "csv:PATH",
           "fashion-mnist", "fashion-mnist:test", "folder:PATH"};
