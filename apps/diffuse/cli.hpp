@@ -7,6 +7,10 @@
 #include "diffuse/sampler.hpp"
 #include "diffuse/schedule.hpp"
 
+namespace diffuse {
+struct TrainConfig;  // train.hpp
+}
+
 namespace diffuse::cli {
 
 void add_info(CLI::App& app);
@@ -59,6 +63,15 @@ void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 inline constexpr const char* kPictureScaleHelp =
     "pictures (grids, strips, GIFs): enlarge by this integer factor, nearest neighbour "
     "(0: auto, the longer side at least 512 px; 1: native size); one PNG per image stays native";
+
+// Quick mode (quick.cpp, docs/cli.md#quick-mode): with DIFFUSE_QUICK set (not "" or "0") the
+// commands that train or sample cap their work, so that the docs' commands run as a test; the
+// first call prints a one-line notice to stderr. Each function is the identity otherwise.
+bool quick_mode();
+void quick_train(TrainConfig& cfg);          // steps <= 2, periodic sample grids off
+void quick_sampler(SamplerConfig& c);        // steps (0 = all T) <= 3, unless --timesteps
+int64_t quick_n(int64_t n);                  // samples / restorations / images <= 16
+int64_t quick_t_samples(int64_t t_samples);  // eval nll: exact sum (0) or K > 2 → 2
 
 // Whether the user gave this option on the command line.
 inline bool given(const CLI::Option* o) { return o && o->count() > 0; }

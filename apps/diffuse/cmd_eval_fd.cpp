@@ -114,7 +114,7 @@ void add_eval_fd(CLI::App& eval) {
       if (!is_image_spec(run.config.data))
         throw Error(o->run + " is a vector run", "eval fd measures images; for vectors use eval swd");
       DrawConfig dc;
-      dc.n = o->n > 0 ? o->n : 1000;
+      dc.n = quick_n(o->n > 0 ? o->n : 1000);
       dc.batch = o->batch;
       dc.seed = o->seed;
       dc.guidance = o->guidance;

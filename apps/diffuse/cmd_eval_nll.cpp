@@ -156,7 +156,7 @@ void add_eval_nll(CLI::App& eval) {
       throw Error("--split must be test or train, got '" + o->split + "'");
     LikelihoodConfig cfg;
     cfg.variance = parse_ddpm_variance(o->variance);
-    cfg.t_samples = o->t_samples;
+    cfg.t_samples = quick_t_samples(o->t_samples);
     cfg.seed = o->seed;
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
@@ -169,7 +169,7 @@ void add_eval_nll(CLI::App& eval) {
     cfg.clip_x0 = given(o->clip_opt) ? o->clip_x0 : (image ? 1.0 : 0.0);
     const NoiseSchedule& schedule = run.denoiser->schedule();
     validate(cfg, schedule);
-    const int64_t n = o->n > 0 ? o->n : (image ? kNllDefaultImages : kNllDefaultVectors);
+    const int64_t n = quick_n(o->n > 0 ? o->n : (image ? kNllDefaultImages : kNllDefaultVectors));
     const int64_t batch = o->batch > 0 ? o->batch : (image ? 50 : 1000);
     NllData data = image ? nll_images(run, o->split, given(o->split_opt), n) : nll_vectors(run, n, o->seed);
     if (o->out.empty()) o->out = o->run + "/eval";

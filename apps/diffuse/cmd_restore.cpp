@@ -188,7 +188,10 @@ CLI::App* add_task(CLI::App& app, Task task, const std::string& name, const std:
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
   cmd->add_option("--threads", o->threads, "intra-op threads, 0: all cores")->capture_default_str();
   add_sampler_flags(*cmd, o->sampler);
-  cmd->callback([o] { run_task(*o); });
+  cmd->callback([o] {
+    o->n = quick_n(o->n);
+    run_task(*o);
+  });
   return cmd;
 }
 

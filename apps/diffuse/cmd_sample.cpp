@@ -69,6 +69,7 @@ void add_sample(CLI::App& app) {
   cmd->callback([o] {
     picture_scale(1, 1, o->picture_scale);  // a bad factor is an error before sampling
     if (o->n < 1 || o->batch < 1) throw Error("--n and --batch must be >= 1");
+    o->n = quick_n(o->n);
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
     const SamplerConfig sc = o->sampler.resolve();
     auto run = load_run(o->run, o->weights == "ema", o->device);

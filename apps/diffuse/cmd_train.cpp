@@ -153,6 +153,7 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (given(ckpt_every)) cfg.checkpoint_every = f.checkpoint_every;
     if (given(sample_every)) cfg.sample_every = f.sample_every;
     if (given(o->picture_scale)) cfg.picture_scale = f.picture_scale;
+    if (!follower) quick_train(cfg);
     std::signal(SIGINT, on_sigint);
     if (!follower)
       std::fprintf(stderr, "%s %s → %s%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str(),

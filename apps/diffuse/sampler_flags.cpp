@@ -52,6 +52,7 @@ SamplerConfig SamplerFlags::resolve() const {
   if (given(o_tmax)) c.s_tmax = s_tmax;
   if (given(o_noise)) c.s_noise = s_noise;
   if (given(o_order)) c.order = order;
+  quick_sampler(c);
   validate(c);
   return c;
 }
