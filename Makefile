@@ -1,7 +1,7 @@
 # diffuse — the two commands of the README:
 #   make demo   installs missing Debian packages, builds, trains small models, writes pictures
 #   make test   builds and runs every test
-.PHONY: all setup build test demo bench clean install cli-reference
+.PHONY: all setup build test demo demo-colour bench clean install cli-reference
 
 BUILD ?= build
 PREFIX ?= $(CURDIR)/install
@@ -9,7 +9,8 @@ PREFIX ?= $(CURDIR)/install
 PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pthread \
             libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
             libgtest-dev googletest fonts-dejavu-core \
-            libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist libgloo-dev
+            libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist libgloo-dev \
+            libfreetype-dev fonts-noto-color-emoji unicode-data
 # Only for `make bench`: the PyTorch reference rows of the throughput benchmark.
 BENCH_PACKAGES := python3-torch
 export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros
@@ -47,6 +48,11 @@ cli-reference: build
 
 demo: build
 	bash tools/demo.sh $(BUILD)/diffuse out/demo
+
+# Colour: a small emoji model (~9 minutes on 2 cores), its samples, a colorization and two
+# upscalings of held-out test emoji, under out/demo-colour/ (docs/colour.md).
+demo-colour: build
+	bash tools/demo_colour.sh $(BUILD)/diffuse out/demo-colour
 
 # Speed, measured (never in tests): training throughput against PyTorch eager and this
 # machine's convolution peak. See bench/README.md and docs/images.md.

@@ -3,6 +3,7 @@
 //
 //   bench_train_throughput [--preset fmnist-base] [--config FILE.json] [--batch 128] [--steps 6] [--threads N]
 //                          [--precision fp32,bf16] [--channels-last 0,1] [--profile]
+//                          [--image-size 28] [--channels 1] [--classes 10]   (emoji-32: 32, 3, 9)
 //
 // FLOPs per image are counted by diffuse::unet_forward_flops from the architecture; a
 // training step costs 3× the forward (forward + backward for inputs and weights), the usual
@@ -132,7 +133,7 @@ StepResult time_training(const diffuse::TrainConfig& cfg, int steps, bool profil
 
 int main(int argc, char** argv) try {
   std::string preset = "fmnist-base", config_file, precisions = "fp32,bf16", layouts = "0,1";
-  int64_t batch = 128;
+  int64_t batch = 128, image_size = 28, channels = 1, classes = 10;
   int steps = 6, threads = int(std::max(1u, std::thread::hardware_concurrency()));
   bool profile = false;
   for (int i = 1; i < argc; ++i) {
@@ -149,9 +150,13 @@ int main(int argc, char** argv) try {
     else if (a == "--precision") precisions = next();
     else if (a == "--channels-last") layouts = next();
     else if (a == "--profile") profile = true;
+    else if (a == "--image-size") image_size = std::stoll(next());
+    else if (a == "--channels") channels = std::stoll(next());
+    else if (a == "--classes") classes = std::stoll(next());
     else
       throw diffuse::Error("unknown argument " + a,
-                           "valid: --preset --config --batch --steps --threads --precision --channels-last --profile");
+                           "valid: --preset --config --batch --steps --threads --precision --channels-last --profile "
+                           "--image-size --channels --classes");
   }
   at::set_num_threads(threads);
   torch::manual_seed(0);
@@ -160,16 +165,17 @@ int main(int argc, char** argv) try {
   auto cfg = diffuse::preset_config(preset);
   if (!config_file.empty()) cfg = diffuse::load_train_config_file(config_file, cfg);
   cfg.batch = batch;
-  cfg.unet.in_channels = 1;
-  cfg.unet.image_size = 28;
-  cfg.unet.num_classes = cfg.class_conditional ? 10 : 0;
+  cfg.unet.in_channels = channels;
+  cfg.unet.image_size = image_size;
+  cfg.unet.num_classes = cfg.class_conditional ? classes : 0;
   const double fwd = diffuse::unet_forward_flops(cfg.unet);
   const double train_flops = 3.0 * fwd;
   int64_t params = 0;
   for (const auto& p : diffuse::UNet(cfg.unet)->parameters()) params += p.numel();
 
-  std::printf("# training throughput: preset %s%s, batch %lld, %d threads, LibTorch %s\n", preset.c_str(),
-              config_file.empty() ? "" : (" + " + config_file).c_str(), (long long)batch, threads, TORCH_VERSION);
+  std::printf("# training throughput: preset %s%s, %lld×%lld×%lld images, batch %lld, %d threads, LibTorch %s\n",
+              preset.c_str(), config_file.empty() ? "" : (" + " + config_file).c_str(), (long long)channels,
+              (long long)image_size, (long long)image_size, (long long)batch, threads, TORCH_VERSION);
   std::printf("model: %.2f M parameters, %.3f GFLOP forward per image (counted), %.3f GFLOP per "
               "trained image (3× forward)\n", params / 1e6, fwd / 1e9, train_flops / 1e9);
   // The U-Net options, for tools/reference/unet_throughput.py --unet.

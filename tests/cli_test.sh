@@ -117,6 +117,13 @@ expect_fail bad-class "or t-shirt, trouser" "$BIN" sample --run "$T/img" --n 1 -
 expect_fail no-mnist "apt-get install dataset-fashion-mnist" "$BIN" train --data fashion-mnist --data-dir "$T/none" --out "$T/x"
 expect_ok img-forward "$BIN" forward --data fashion-mnist:test --out "$T/ffwd.png"
 [ -s "$T/ffwd.png" ] && ok || bad "forward writes the image strip"
+# emoji: errors name the Debian package / the valid choices; flags reach the renderer
+expect_fail no-emoji-font "fonts-noto-color-emoji" "$BIN" train --data emoji --data-dir "$T/none" --out "$T/x"
+expect_fail bad-background "white, black or #rrggbb" "$BIN" data --data emoji:test --background blue --n 1 --grid "$T/x.png"
+expect_fail bad-emoji-spec "emoji[:train|:test|:all][:color][:no-skin-tones]" "$BIN" data --data emoji:tset --n 1 --grid "$T/x.png"
+expect_ok emoji-data "$BIN" data --data emoji:test:color --class flags --n 4 --image-size 16 --background "#000000" --out "$T/eflags"
+[ "$(grep -c ',flags$' "$T/eflags/labels.csv")" = 4 ] && grep -q "(3×16×16) of emoji:test:color" "$T/out.txt" && ok ||
+  bad "emoji data: 4 flags at 16×16 ($(cat "$T/out.txt"))"
 
 # eval fd: a samples folder and a run (the tiny run's images are poor: only the plumbing is checked)
 expect_ok fd-samples "$BIN" eval fd --samples "$T/imgs" --out "$T/fd1"
@@ -296,6 +303,141 @@ expect_ok rgb-forward1 "$BIN" forward --data "folder:$T/rgbdata" --image-size 16
 [ "$(rgb_ihdr "$T/rgbfwd1.png")" = "164 146 2" ] && ok || bad "rgb forward --picture-scale 1"
 expect_ok gray-forward "$BIN" forward --data fashion-mnist:test --out "$T/grayfwd.png"
 [ "$(rgb_ihdr "$T/grayfwd.png")" = "544 484 0" ] && ok || bad "gray forward 2x gray: $(rgb_ihdr "$T/grayfwd.png")"
+
+# Values, not only files (issue 13). Helpers: tests/testfiles.py reads PNG, IDX and safetensors
+# metadata with the Python standard library; json_ok checks a Python expression on a JSON file.
+TF="$(dirname "$0")/testfiles.py"
+json_ok() {  # json_ok NAME FILE EXPR: EXPR (Python, j = the parsed file) holds; NaN fails every comparison
+  python3 - "$2" "$3" <<'PY' && ok || bad "$1: $3 does not hold for $2"
+import json, math, sys
+try:
+    j = json.load(open(sys.argv[1]))
+    good = eval(sys.argv[2])
+except Exception as e:
+    print(e)
+    sys.exit(1)
+if not good:
+    print({k: v for k, v in j.items() if not isinstance(v, (dict, list))} if isinstance(j, dict) else j)
+    if isinstance(j, dict) and isinstance(j.get("floor"), dict):
+        print("floor:", j["floor"])
+sys.exit(0 if good else 1)
+PY
+}
+# no NaN or inf among the samples, and every field a number
+awk -F, '{ for (i = 1; i <= NF; ++i) if ($i !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/) nan = 1 } END { exit nan || NR != 20 }' \
+  "$T/s/samples.csv" && ok || bad "samples.csv holds 20 rows of finite numbers"
+# the tiny image run's 5 samples are poor: an FD above the floor of 5 real images (~114), all finite
+json_ok fd-sane "$T/fd1/fd.json" \
+  '0 < j["floor"]["fd"] < j["fd"] < 1e4 and j["n"] == 5 and 0 <= j["precision"] <= 1 and 0 <= j["recall"] <= 1'
+# restorations differ from their input where it was missing, and keep it where it was known
+read -r inside outside <<<"$(python3 "$TF" diff "$T/inp_0.png" "$T/imgs/000000.png" 7,7,14,14)"
+awk -v a="$inside" -v b="$outside" 'BEGIN { exit !(a > 2 && b <= 2) }' && ok ||
+  bad "ddnm inpainting changes the 14×14 box (mean |Δ| $inside) and keeps the rest (max |Δ| $outside)"
+for f in rp_0 ed_0; do
+  read -r mean _ <<<"$(python3 "$TF" diff "$T/$f.png" "$T/imgs/000000.png")"
+  awk -v a="$mean" 'BEGIN { exit !(a > 1) }' && ok || bad "$f.png differs from its input (mean |Δ| $mean)"
+done
+
+# --threads 0 follows OMP_NUM_THREADS, and info and train say how many threads they use
+OMP_NUM_THREADS=3 "$BIN" info | grep -q "uses 3 intra-op for image networks, 3 for vector ones" && ok ||
+  bad "info: --threads 0 follows OMP_NUM_THREADS=3"
+env -u OMP_NUM_THREADS "$BIN" info | grep -q "for image networks, 1 for vector ones (OMP_NUM_THREADS not set" && ok ||
+  bad "info: without OMP_NUM_THREADS vector networks use 1 thread"
+OMP_NUM_THREADS=2 "$BIN" train --config "$T/small.json" --out "$T/thr" --steps 2 >"$T/thr.txt" 2>&1
+grep -q "toy:8gaussians → $T/thr, 2 threads" "$T/thr.txt" && ok || bad "train --threads 0 with OMP_NUM_THREADS=2 uses 2 threads"
+
+# --data-dir on --resume: the data moved between the two parts of a run
+mkdir -p "$T/fm_a" && ln -s /usr/share/datasets/fashion-mnist/t10k-* "$T/fm_a/"
+expect_ok dd-train "$BIN" train --config "$T/img.json" --out "$T/dd" --data-dir "$T/fm_a" --steps 2
+mv "$T/fm_a" "$T/fm_b"
+expect_fail dd-moved "fm_a/t10k-images-idx3-ubyte.gz' not found" "$BIN" train --out "$T/dd" --resume --steps 4
+expect_ok dd-resume "$BIN" train --out "$T/dd" --resume --steps 4 --data-dir "$T/fm_b"
+grep -q "trained 4 steps" "$T/out.txt" && ok || bad "resume with the moved --data-dir reached --steps"
+json_ok dd-config "$T/dd/config.json" "j['data_dir'] == '$T/fm_b'"
+
+# A run killed with SIGKILL (nothing saved at the end) resumes from its last periodic checkpoint
+# and ends with the uninterrupted run's checkpoint, byte for byte, and its log without gaps
+sed 's/"steps": 30/"steps": 3000, "checkpoint_every": 100/' "$T/small.json" >"$T/kill.json"
+expect_ok kill-straight "$BIN" train --config "$T/kill.json" --out "$T/k1"
+"$BIN" train --config "$T/kill.json" --out "$T/k2" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 500); do [ -s "$T/k2/checkpoint.safetensors" ] && break; sleep 0.02; done
+kill -KILL $pid
+wait $pid 2>/dev/null  # (bash's "Killed" notice)
+rc=$?
+[ $rc -eq 137 ] && ok || bad "SIGKILL exit status $rc (want 137)"
+step=$(python3 "$TF" meta "$T/k2/checkpoint.safetensors" step)
+[ $((step % 100)) -eq 0 ] && [ "$step" -lt 3000 ] && ok || bad "killed run left a periodic checkpoint (step $step)"
+expect_ok kill-resume "$BIN" train --out "$T/k2" --resume
+cmp -s "$T/k1/checkpoint.safetensors" "$T/k2/checkpoint.safetensors" && ok ||
+  bad "resumed after SIGKILL at step $step: checkpoint differs from the uninterrupted run's"
+[ "$(cut -d, -f1 "$T/k2/log.csv" | tr '\n' ' ')" = "$(cut -d, -f1 "$T/k1/log.csv" | tr '\n' ' ')" ] && ok ||
+  bad "log.csv of the resumed run has the uninterrupted run's steps"
+
+# eval train-featnet never replaces a file silently (the shipped assets/featnet_fmnist.safetensors was its default)
+expect_fail featnet-no-out "--out is required" "$BIN" eval train-featnet
+python3 "$TF" tiny-idx /usr/share/datasets/fashion-mnist "$T/tinyfm" 64 32
+echo keep >"$T/fn.safetensors"
+expect_fail featnet-exists "already exists; not replacing it" "$BIN" eval train-featnet --out "$T/fn.safetensors" --data-dir "$T/tinyfm"
+[ "$(cat "$T/fn.safetensors")" = keep ] && ! grep -q epoch "$T/out.txt" && ok || bad "refused before training, file kept"
+expect_ok featnet-force "$BIN" eval train-featnet --out "$T/fn.safetensors" --force --data-dir "$T/tinyfm" --epochs 1 --batch 16 --min-accuracy 0
+[ "$(python3 "$TF" meta "$T/fn.safetensors" format)" = diffuse-featnet-1 ] && ok || bad "--force replaced the file"
+json_ok featnet-json "$T/fn.safetensors.json" 'j["epochs"][0]["epoch"] == 1'
+
+# eval fd end to end on fixed inputs: the first 500 test images as they are (28×28 gray), as
+# 56×56 RGB (tinted R = 0.9g, G = g, B = 0.6g; --data fashion-mnist: gray conversion and resize),
+# and with noise ±80. The values are tools/reference/fd_pipeline.py's (PNG decoding, luma,
+# antialiased resize, a PyTorch copy of the feature network and scipy's sqrtm, without diffuse);
+# a gray of (R+G+B)/3 would give 8.06, no antialiasing 1.96.
+python3 "$TF" inputs /usr/share/datasets/fashion-mnist "$T/fd" 500
+expect_ok fd-real "$BIN" eval fd --samples "$T/fd/real/" --threads 2  # trailing slash: results beside, not inside
+json_ok fd-real-value "$T/fd/real_eval/fd.json" \
+  'abs(j["fd"] - 1.847877) < 2e-3 and j["n"] == 500 and j["ref"] == "test" and j["n_ref"] == 10000'
+json_ok fd-real-floor "$T/fd/real_eval/fd.json" '0.5 < j["floor"]["fd"] < 5 and j["fd"] < 1.5 * j["floor"]["fd"]'
+[ ! -e "$T/fd/real/_eval" ] && ok || bad "eval fd wrote into the samples folder"
+expect_ok fd-rgb "$BIN" eval fd --samples "$T/fd/rgb" --data fashion-mnist --out "$T/fd_rgb" --threads 2
+json_ok fd-rgb-value "$T/fd_rgb/fd.json" 'abs(j["fd"] - 6.836786) < 7e-3'
+expect_ok fd-noisy "$BIN" eval fd --samples "$T/fd/noisy" --out "$T/fd_noisy" --threads 2
+json_ok fd-noisy-value "$T/fd_noisy/fd.json" 'abs(j["fd"] - 69.845967) < 0.07 and j["fd"] > 10 * j["floor"]["fd"]'
+# a second run on the same folder works (it used to read its own _eval output); a folder as reference
+expect_ok fd-again "$BIN" eval fd --samples "$T/fd/real/" --ref "$T/fd/blur" --threads 2
+json_ok fd-folder-ref "$T/fd/real_eval/fd.json" 'abs(j["fd"] - 24.305284) < 0.025 and j["n_ref"] == 500 and "floor" not in j'
+expect_fail fd-out-inside "lies inside the image folder" "$BIN" eval fd --samples "$T/fd/real" --out "$T/fd/real/ev"
+
+# --weights raw draws from the raw weights, not the EMA: other samples, other distance
+for w in ema raw; do
+  expect_ok "fd-$w" "$BIN" eval fd --run "$T/img" --n 8 --sampler ddim --steps 3 --weights $w --ref "$T/fd/blur" --out "$T/fdw_$w"
+done
+! cmp -s "$T/fdw_ema/fd_samples.png" "$T/fdw_raw/fd_samples.png" &&
+  json_ok fd-raw "$T/fdw_raw/fd.json" "abs(j['fd'] - json.load(open('$T/fdw_ema/fd.json'))['fd']) > 1e-6" ||
+  bad "--weights raw samples differ from --weights ema"
+
+# restoration on RGB: a tiny U-Net trained briefly on a folder of generated 16×16 RGB PNGs colorizes
+# the luma of one of them and upscales its 2×2 means; ddnm keeps A x̂ = y, so restore_png_check.py
+# finds the input's luma (block means) in each output within 8-bit rounding, checks the size, and
+# that the output is not the input
+RC_CHECK="$(dirname "$0")/restore_png_check.py"
+python3 "$RC_CHECK" inputs "$T/rcin" && ok || bad "restore_png_check.py inputs"
+cat >"$T/rc.json" <<JSON
+{"data": "folder:$T/rcin/train", "image_size": 16, "schedule": {"kind": "linear", "T": 20, "beta_start": 0.005, "beta_end": 0.5},
+ "unet": {"base_channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_resolutions": [], "head_channels": 8, "groups": 4, "dropout": 0},
+ "steps": 400, "batch": 4, "log_every": 100, "sample_every": 0}
+JSON
+expect_ok rc-train "$BIN" train --config "$T/rc.json" --out "$T/rcrun"
+expect_ok colorize "$BIN" colorize --run "$T/rcrun" --weights raw --image "$T/rcin/gray.png" --steps 10 --clip 1 --n 2 \
+  --truth "$T/rcin/truth.png" --out "$T/rccol.png"
+grep -Eq "restoration 1: PSNR [0-9]+\.[0-9]+ dB" "$T/out.txt" && [ -s "$T/rccol.png" ] && ok ||
+  bad "colorize: figure and a finite PSNR: $(cat "$T/out.txt")"
+expect_ok upscale "$BIN" upscale --run "$T/rcrun" --weights raw --image "$T/rcin/low.png" --factor 2 --steps 10 --clip 1 --n 2 \
+  --truth "$T/rcin/truth.png" --out "$T/rcup.png"
+grep -Eq "restoration 1: PSNR [0-9]+\.[0-9]+ dB" "$T/out.txt" && [ -s "$T/rcup.png" ] && ok ||
+  bad "upscale: figure and a finite PSNR: $(cat "$T/out.txt")"
+for k in 0 1; do
+  msg=$(python3 "$RC_CHECK" colorize "$T/rccol_$k.png" "$T/rcin/gray.png") && ok || bad "colorize restoration $k: $msg"
+  msg=$(python3 "$RC_CHECK" upscale "$T/rcup_$k.png" "$T/rcin/low.png" 2) && ok || bad "upscale restoration $k: $msg"
+done
+expect_fail colorize-rgb-input "expected 1-channel 16×16" "$BIN" colorize --run "$T/rcrun" --image "$T/rcin/truth.png" --out "$T/x.png"
+expect_fail upscale-factor "expected 3-channel 4×4" "$BIN" upscale --run "$T/rcrun" --image "$T/rcin/low.png" --factor 4 --out "$T/x.png"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -1,5 +1,6 @@
 // The feature network of the Fréchet distance: shapes, input conventions, weights
-// round trip, and the shipped weights' accuracy on the Fashion-MNIST test split.
+// round trip, the shipped weights' accuracy on the Fashion-MNIST test split, and their features
+// and Fréchet distance against an independent Python pipeline.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,7 @@
 #include "diffuse/error.hpp"
 #include "diffuse/featnet.hpp"
 #include "diffuse/image_io.hpp"
+#include "diffuse/metrics.hpp"
 
 using namespace diffuse;
 
@@ -51,4 +53,16 @@ TEST(FeatNet, ShippedWeightsClassifyTheTestSplit) {
   // docs/evaluation.md); 2000 images keep this test fast.
   const double acc = featnet_accuracy(net, test.images.slice(0, 0, 2000), test.labels.slice(0, 0, 2000));
   EXPECT_GE(acc, 0.91);
+}
+
+TEST(FeatNet, FrechetDistanceMatchesThePythonPipeline) {
+  // Reference: tools/reference/fd_pipeline.py, which parses the shipped safetensors itself,
+  // runs a PyTorch copy of the network and computes the distance with scipy's sqrtm.
+  auto net = load_default_featnet();
+  auto test = load_fashion_mnist("", "test").images.slice(0, 0, 2500);
+  auto f = net.features(test);
+  const double want[6] = {0.35876724, 1.42569709, 0.0, 0.0, 0.85397732, 1.49710584};
+  for (int i = 0; i < 6; ++i) EXPECT_NEAR(f[0][i].item<double>(), want[i], 2e-5) << i;
+  const double fd = frechet_distance(gaussian_stats(f.slice(0, 0, 500)), gaussian_stats(f.slice(0, 500, 2500)));
+  EXPECT_NEAR(fd, 2.321126, 2e-4);
 }

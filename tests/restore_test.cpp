@@ -1,57 +1,30 @@
-// Restoration against the exact Gaussian posterior. For a prior x ~ N(μ, Σ) on tiny
+// Restoration: the degradation operators and their pseudo-inverses (against torch's
+// Moore–Penrose pseudo-inverse of the operator's matrix), mask specs and PNG masks, and
+// the methods' means against the exact Gaussian posterior. For a prior x ~ N(μ, Σ) on tiny
 // 1×4×4 images and a noise-free measurement y = A x, the posterior is Gaussian with
-//   E[x | y] = μ + Σ Aᵀ (A Σ Aᵀ)⁻¹ (y − A μ).
-// The analytic Gaussian denoiser stands in for the network.
-#include <ATen/CPUGeneratorImpl.h>
+//   E[x | y] = μ + Σ Aᵀ (A Σ Aᵀ)⁻¹ (y − A μ)
+// (restore_oracle.hpp). The analytic Gaussian denoiser stands in for the network; the
+// methods' other closed-form checks are in restore_posterior_test.cpp.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "diffuse/denoiser.hpp"
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "diffuse/error.hpp"
+#include "diffuse/image_io.hpp"
 #include "diffuse/restore.hpp"
+#include "restore_oracle.hpp"
 
 using namespace diffuse;
+using namespace diffuse::restore_oracle;
 
 namespace {
 
 constexpr int64_t kC = 1, kH = 4, kW = 4, kD = kC * kH * kW;
 
-// The Gaussian denoiser on images: (B, C, H, W) ↔ (B, D).
-class ImageGaussian : public Denoiser {
- public:
-  ImageGaussian(torch::Tensor mean, torch::Tensor cov, NoiseSchedule s) : g_(mean, cov, std::move(s)) {}
-  Prediction predict(const torch::Tensor& x, const torch::Tensor& t, const Conditioning& c) const override {
-    auto p = g_.predict(x.reshape({x.size(0), kD}), t, c);
-    return {p.eps.reshape(x.sizes()).to(x.dtype()), p.x0.reshape(x.sizes()).to(x.dtype())};
-  }
-  const NoiseSchedule& schedule() const override { return g_.schedule(); }
-  const GaussianDenoiser& gaussian() const { return g_; }
-
- private:
-  GaussianDenoiser g_;
-};
-
-// Smooth prior: Σ_ij = 0.4 exp(−|p_i − p_j| / 1.5) + 0.01 δ_ij over pixel positions p.
-ImageGaussian prior() {
-  auto ij = torch::stack(torch::meshgrid({torch::arange(kH), torch::arange(kW)}, "ij"), -1).reshape({kD, 2});
-  auto d = torch::cdist(ij.to(torch::kFloat64), ij.to(torch::kFloat64));
-  auto cov = 0.4 * torch::exp(-d / 1.5) + 0.01 * torch::eye(kD, torch::kFloat64);
-  auto mean = torch::linspace(-0.2, 0.3, kD, torch::kFloat64);
-  return ImageGaussian(mean, cov, make_schedule(ScheduleConfig{}));
-}
-
-// A as a matrix (m, D), by applying it to the basis images.
-torch::Tensor matrix_of(const Degradation& A) {
-  auto basis = torch::eye(kD, torch::kFloat64).reshape({kD, kC, kH, kW});
-  return A.apply(basis).reshape({kD, -1}).t().contiguous();
-}
-
-torch::Tensor posterior_mean(const ImageGaussian& p, const torch::Tensor& Am, const torch::Tensor& y) {
-  const auto& mu = p.gaussian().mean();
-  const auto& S = p.gaussian().cov();
-  auto K = torch::matmul(torch::matmul(S, Am.t()), torch::linalg::pinv(torch::matmul(torch::matmul(Am, S), Am.t())));
-  return mu + torch::matmul(K, y - torch::matmul(Am, mu));
-}
+ImageGaussian prior() { return smooth_prior(kC, kH, kW); }
 
 struct Outcome {
   torch::Tensor mean, exact, y, samples;
@@ -60,11 +33,7 @@ struct Outcome {
 
 Outcome run(RestoreMethod method, const Degradation& A, int64_t K, int64_t steps, double dps_scale = 1.0) {
   auto p = prior();
-  // one draw from the prior is the unknown image
-  auto g = at::make_generator<at::CPUGeneratorImpl>(3);
-  auto L = torch::linalg::cholesky(p.gaussian().cov());
-  auto x = p.gaussian().mean() + torch::matmul(L, torch::randn({kD}, g, torch::kFloat64));
-  auto img = x.reshape({1, kC, kH, kW});
+  auto img = p.draw(1, 3);  // the unknown image
   auto y = A.apply(img);
   RestoreConfig cfg;
   cfg.method = method;
@@ -75,9 +44,8 @@ Outcome run(RestoreMethod method, const Degradation& A, int64_t K, int64_t steps
   NoiseStream init(11, 0, K), noise(12, 0, K);
   auto x_T = init.randn({kC, kH, kW}, torch::dtype(torch::kFloat64));
   auto out = restore(p, A, y.expand({K, -1, -1, -1}).contiguous(), x_T, cfg, noise);
-  auto Am = matrix_of(A);
-  auto exact = posterior_mean(p, Am, y.reshape({-1}));
-  auto mu = p.gaussian().mean().reshape({1, kC, kH, kW});
+  auto exact = posterior(p, matrix_of(A, p.shape()), y.reshape({1, -1}), 0.0).mean.reshape({-1});
+  auto mu = p.mean().reshape({1, kC, kH, kW});
   auto naive = (A.pinv(y) + mu - A.pinv(A.apply(mu))).reshape({-1});
   return {out.reshape({K, kD}).mean(0), exact, y, out, (naive - exact).abs().max().item<double>()};
 }
@@ -99,6 +67,92 @@ TEST(Restore, PseudoInversesSatisfyAApinvIsIdentity) {
   EXPECT_EQ(rgb.measurement_shape({3, 8, 8}), (std::vector<int64_t>{1, 4, 4}));
   EXPECT_EQ(rgb.describe(), "downsample×2 ∘ gray");
   EXPECT_THROW(Degradation::gray().measurement_shape({1, 8, 8}), Error);
+}
+
+// A·A⁺ = I does not pin A⁺ down: for gray, "copy the luma to the three channels" passes it too,
+// since the weights sum to 1. The Moore–Penrose pseudo-inverse, A⁺ = Aᵀ(AAᵀ)⁻¹ for these
+// full-row-rank operators (and the projection itself for a mask), is unique: compare the
+// matrix of A.pinv with torch's pinv of the matrix of A, for each operator and the
+// compositions whose A⁺ is the pseudo-inverses in reverse order (operators on different
+// axes, and masks aligned with the pooling blocks).
+TEST(Restore, PseudoInversesAreMoorePenrose) {
+  auto G = matrix_of(Degradation::gray(), {3, 1, 1});  // (1, 3) = wᵀ
+  auto copy = torch::ones({3, 1}, torch::kFloat64);
+  ASSERT_NEAR(torch::matmul(G, copy).item<double>(), 1.0, 1e-12);            // A·copy = I too …
+  ASSERT_GT((copy - torch::linalg::pinv(G)).abs().max().item<double>(), 0.5);  // … but copy is not A⁺
+
+  auto scattered = torch::ones({4, 4});  // known = 1
+  scattered[0][1] = 0, scattered[2][2] = 0, scattered[3][0] = 0;
+  auto per_channel = torch::ones({3, 4, 4});
+  per_channel[0][1][1] = 0, per_channel[2][0][3] = 0;
+  auto block = torch::ones({4, 4});  // a missing 2×2 pooling block
+  block.slice(0, 0, 2).slice(1, 2, 4).zero_();
+  auto low = torch::ones({2, 2});
+  low[1][0] = 0;
+  using D = Degradation;
+  struct Case {
+    std::string name;
+    Degradation A;
+    std::vector<int64_t> shape;
+  };
+  const std::vector<Case> cases = {
+      {"gray", D::gray(), {3, 2, 2}},
+      {"downsample×2", D::downsample(2), {1, 4, 4}},
+      {"downsample×2 rgb", D::downsample(2), {3, 4, 4}},
+      {"downsample×4", D::downsample(4), {3, 4, 4}},
+      {"mask", D::mask(scattered), {3, 4, 4}},
+      {"mask per channel", D::mask(per_channel), {3, 4, 4}},
+      {"gray then downsample", D::gray().then(D::downsample(2)), {3, 4, 4}},
+      {"downsample then gray", D::downsample(2).then(D::gray()), {3, 4, 4}},
+      {"mask then gray", D::mask(scattered).then(D::gray()), {3, 4, 4}},
+      {"gray then mask", D::gray().then(D::mask(scattered)), {3, 4, 4}},
+      {"block mask then downsample", D::mask(block).then(D::downsample(2)), {3, 4, 4}},
+      {"downsample then mask", D::downsample(2).then(D::mask(low)), {3, 4, 4}},
+      {"gray, downsample×2, mask", D::gray().then(D::downsample(2)).then(D::mask(low)), {3, 4, 4}},
+  };
+  for (const auto& c : cases) {
+    auto Am = matrix_of(c.A, c.shape);                          // (m, D)
+    auto reference = torch::linalg::pinv(Am, 1e-10, false);     // (D, m)
+    auto library = pinv_matrix_of(c.A, c.shape);                // (D, m)
+    ASSERT_EQ(library.sizes(), reference.sizes()) << c.name;
+    EXPECT_LT((library - reference).abs().max().item<double>(), 1e-12) << c.name;
+  }
+}
+
+// A PNG mask (white = missing, by the mean over channels ≥ 128) is the box it draws.
+TEST(Restore, PngMaskIsTheEquivalentBoxMask) {
+  const auto dir = std::filesystem::temp_directory_path() / ("diffuse_restore_mask_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto rgb = torch::zeros({3, 4, 4}, torch::kUInt8);
+  rgb.slice(1, 0, 3).slice(2, 1, 3).fill_(255);                                  // box:1,0,2,3 is white
+  rgb.select(1, 1).select(1, 2).copy_(torch::tensor({200, 100, 84}, torch::kUInt8));  // mean 128: missing
+  rgb.select(1, 3).select(1, 0).fill_(127);                                      // mean 127: known
+  rgb.select(1, 2).select(1, 3).copy_(torch::tensor({255, 126, 0}, torch::kUInt8));   // mean 127: known
+  const std::string rgb_png = (dir / "mask_rgb.png").string(), gray_png = (dir / "mask_gray.png").string();
+  write_png(rgb_png, rgb);
+  auto gray = torch::zeros({1, 4, 4}, torch::kUInt8);
+  gray.slice(1, 0, 3).slice(2, 1, 3).fill_(255);
+  gray[0][1][2] = 128, gray[0][3][0] = 127;
+  write_png(gray_png, gray);
+  auto box = parse_mask("box:1,0,2,3", kH, kW);
+  auto from_rgb = parse_mask(rgb_png, kH, kW), from_gray = parse_mask(gray_png, kH, kW);
+  EXPECT_TRUE(torch::equal(from_rgb, box)) << from_rgb;
+  EXPECT_TRUE(torch::equal(from_gray, box)) << from_gray;
+  EXPECT_THROW(parse_mask(rgb_png, 8, 8), Error);  // the images are 8×8, the mask 4×4
+
+  // and restores exactly as the box does
+  auto p = prior();
+  auto y = p.draw(1, 5).expand({16, -1, -1, -1}).contiguous();
+  for (auto method : {RestoreMethod::Repaint, RestoreMethod::Ddnm}) {
+    RestoreConfig cfg;
+    cfg.method = method;
+    cfg.sampler.steps = 20;
+    auto a = Degradation::mask(from_rgb), b = Degradation::mask(box);
+    auto xa = restore_draws(p, a, a.apply(y), cfg, 7), xb = restore_draws(p, b, b.apply(y), cfg, 7);
+    EXPECT_TRUE(torch::equal(xa, xb)) << to_string(method);
+    EXPECT_LT(((xa - y) * box).abs().max().item<double>(), 1e-9) << "known pixels kept";
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Restore, MaskSpecs) {

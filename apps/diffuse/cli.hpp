@@ -59,6 +59,9 @@ struct SamplerFlags {
 };
 void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 
+// Help of every --threads option (set_intra_op_threads in train.hpp resolves 0).
+inline constexpr const char* kThreadsHelp =
+    "intra-op threads (0: OMP_NUM_THREADS if set, else all cores for images, 1 for vectors)";
 // Help of every --picture-scale option (picture_scale in image_io.hpp).
 inline constexpr const char* kPictureScaleHelp =
     "pictures (grids, strips, GIFs): enlarge by this integer factor, nearest neighbour "

@@ -21,7 +21,7 @@ namespace diffuse::cli {
 
 namespace {
 struct Opts {
-  std::string data, out, data_dir, grid, cls;
+  std::string data, out, data_dir, grid, cls, background = DataOptions{}.background;
   int64_t n = 1000, index = 0, size = 0, image_size = DataOptions{}.image_size, picture_scale = 0;
   uint64_t seed = 0;
   bool gray = false;
@@ -202,12 +202,16 @@ void add_data(CLI::App& app) {
                                     "folder:PATH, emoji: side of the square images, as in training (0: the source's default)")
                         ->capture_default_str()
                         ->group(img);
+  cmd->add_option("--background", o->background, "emoji: colour behind the glyphs: white, black, #rrggbb")
+      ->capture_default_str()
+      ->group(img);
   cmd->callback([o] {
     if (o->n < 1) throw Error("--n must be >= 1");
     picture_scale(1, 1, o->picture_scale);  // a bad factor is an error before loading
     DataOptions dopt;
     dopt.data_dir = o->data_dir;
     dopt.image_size = o->image_size;
+    dopt.background = o->background;
     auto src = make_data_source(o->data, dopt);
     if (src->is_image()) {
       if (o->out.empty() && o->grid.empty())

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli.hpp"
@@ -23,25 +24,28 @@
 namespace diffuse::cli {
 namespace {
 
-// uint8 (N, C, H, W) → uint8 (N, 1, 28, 28): luma for RGB (ITU-R 601), area/bilinear resize.
-torch::Tensor to_featnet_images(torch::Tensor u8) {
+// uint8 (N, C, H, W) → uint8 (N, net C, S, S) of the network: RGB → gray by luma (ITU-R 601),
+// gray → RGB by repeating it; antialiased bilinear resize.
+torch::Tensor to_featnet_images(torch::Tensor u8, const FeatNet& net) {
+  const int64_t C = net.in_channels(), S = net.image_size();
+  if (u8.size(1) == C && u8.size(2) == S && u8.size(3) == S) return u8;
   auto x = u8.to(torch::kFloat32);
-  if (x.size(1) == 3) {
-    x = Degradation::gray().apply(x);
-  } else if (x.size(1) != 1) {
+  if (x.size(1) != 1 && x.size(1) != 3)
     throw Error("images must have 1 or 3 channels, got " + std::to_string(x.size(1)));
-  }
-  if (x.size(2) != 28 || x.size(3) != 28)
+  if (x.size(1) == 3 && C == 1) x = Degradation::gray().apply(x);
+  if (x.size(1) == 1 && C == 3) x = x.expand({-1, 3, -1, -1}).contiguous();
+  if (x.size(2) != S || x.size(3) != S)
     x = torch::nn::functional::interpolate(
-        x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{28, 28}).mode(torch::kBilinear)
+        x, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear)
                .align_corners(false).antialias(true));
   return x.round().clamp(0, 255).to(torch::kUInt8);
 }
 
 struct SetStats {
   torch::Tensor feats;  // (N, D) float64
-  GaussianStats feat_stats, pixel_stats;
-  torch::Tensor hist;   // (10) fraction of images per predicted class
+  GaussianStats feat_stats;
+  torch::Tensor pixels;  // (N, C·S·S) float32 in [−1, 1]: its distance by frechet_distance_of_samples
+  torch::Tensor hist;   // (classes) fraction of images per predicted class
   torch::Tensor pred;   // (N) predicted class
 };
 
@@ -49,9 +53,9 @@ SetStats stats_of(const FeatNet& net, const torch::Tensor& u8) {
   SetStats s;
   s.feats = net.features(u8);
   s.feat_stats = gaussian_stats(s.feats);
-  s.pixel_stats = gaussian_stats(u8.to(torch::kFloat64).div(127.5).sub(1.0).flatten(1));
+  s.pixels = u8.to(torch::kFloat32).div(127.5).sub(1.0).flatten(1);
   s.pred = net.logits(u8).argmax(1);
-  s.hist = torch::bincount(s.pred, {}, 10).to(torch::kFloat64) / double(u8.size(0));
+  s.hist = torch::bincount(s.pred, {}, net.num_classes()).to(torch::kFloat64) / double(u8.size(0));
   return s;
 }
 
@@ -60,6 +64,27 @@ torch::Tensor subset(const torch::Tensor& pool, int64_t n, uint64_t seed) {
   if (pool.size(0) <= n) return pool;
   auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
   return pool.index_select(0, torch::randperm(pool.size(0), g, torch::kLong).slice(0, 0, n));
+}
+
+namespace fs = std::filesystem;
+
+// The default output folder of --samples DIR: DIR_eval beside it ("s/" → "s_eval", "." → "/abs/cwd_eval").
+std::string beside(std::string dir, const std::string& suffix) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto name = fs::path(dir).filename();
+  if (name == "." || name == "..") dir = fs::weakly_canonical(fs::absolute(dir)).string();
+  return dir + suffix;
+}
+
+// Whether `inner` is the folder `outer` or lies below it.
+bool is_within(const std::string& inner, const std::string& outer) {
+  auto norm = [](const std::string& p) {
+    std::string s = fs::weakly_canonical(fs::absolute(p)).string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    return s;
+  };
+  const std::string a = norm(inner), b = norm(outer);
+  return a == b || a.rfind(b == "/" ? b : b + "/", 0) == 0;
 }
 
 std::vector<double> to_vector(const torch::Tensor& t) {
@@ -71,7 +96,7 @@ std::vector<double> to_vector(const torch::Tensor& t) {
 
 void add_eval_fd(CLI::App& eval) {
   struct Opts {
-    std::string samples, run, ref = "test", featnet, out, data_dir, weights = "ema", device = "auto";
+    std::string samples, run, ref = "test", featnet, data, out, data_dir, weights = "ema", device = "auto";
     int64_t n = 0, batch = 250, k = 3, threads = 0;
     uint64_t seed = 0;
     double guidance = 1.0;
@@ -83,11 +108,18 @@ void add_eval_fd(CLI::App& eval) {
   cmd->add_option("--run", o->run, "a trained image run: draw --n samples first (sampler flags as in 'diffuse sample')")
       ->excludes(src);
   cmd->add_option("--n", o->n, "samples to use (--run: to draw; default 1000 / the whole folder)");
-  cmd->add_option("--ref", o->ref, "reference set: test | train (Fashion-MNIST splits) | a folder")
+  cmd->add_option("--ref", o->ref, "reference set: test | train (the splits of the samples' data set) | a folder")
       ->capture_default_str();
-  cmd->add_option("--featnet", o->featnet, "feature network weights (default: the shipped ones)");
-  cmd->add_option("--out", o->out, "folder for fd.json (default: RUN_DIR/eval, or SAMPLES_eval)");
-  cmd->add_option("--data-dir", o->data_dir, "Fashion-MNIST files (default: Debian's dataset-fashion-mnist)");
+  cmd->add_option("--data", o->data,
+                  "the data set the samples imitate: fashion-mnist, emoji… (its feature network and splits; "
+                  "images converted to the network's size and channels). Default: the run's data, or for "
+                  "--samples the shipped network made for the images' channels and size");
+  cmd->add_option("--featnet", o->featnet,
+                  "feature network weights (default: the shipped one for the data: assets/featnet_fmnist, "
+                  "assets/featnet_emoji32)");
+  cmd->add_option("--out", o->out,
+                  "folder for fd.json (default: RUN_DIR/eval, or SAMPLES_eval beside the samples folder)");
+  cmd->add_option("--data-dir", o->data_dir, "fashion-mnist, emoji: folder of the data files (default: Debian's)");
   cmd->add_option("--k", o->k, "neighbours of the precision/recall manifolds")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the samples (--run) and of the floor's subset")->capture_default_str();
   cmd->add_option("--batch", o->batch, "samples drawn at once (--run)")->capture_default_str();
@@ -95,24 +127,44 @@ void add_eval_fd(CLI::App& eval) {
       ->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw (--run)")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N (--run)")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads, 0: all cores")->capture_default_str();
+  cmd->add_option("--threads", o->threads, kThreadsHelp)->capture_default_str();
   add_sampler_flags(*cmd, o->sampler);
   cmd->callback([o] {
     if (o->samples.empty() && o->run.empty()) throw Error("give --samples DIR or --run RUN_DIR");
     if (o->n < 0) throw Error("--n must be >= 1");
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
+    if (o->out.empty()) o->out = o->run.empty() ? beside(o->samples, "_eval") : o->run + "/eval";
+    const bool ref_split = o->ref == "test" || o->ref == "train";
+    for (const std::string& dir : {o->samples, ref_split ? std::string() : o->ref})
+      if (!dir.empty() && fs::is_directory(dir) && is_within(o->out, dir))
+        throw Error("--out '" + o->out + "' lies inside the image folder '" + dir +
+                        "': the next evaluation would read its files as images",
+                    "choose an --out outside it (the default is SAMPLES_eval, beside the samples folder)");
     set_intra_op_threads(o->threads, true);
-    auto net = o->featnet.empty() ? load_default_featnet() : FeatNet::load(o->featnet);
-    const std::string featnet_path = o->featnet.empty() ? default_featnet_path() : o->featnet;
+
+    // The feature network: --featnet, else the shipped one of the data set (of the same channels and
+    // size unless --data asks to convert), else the one made for the images' channels and size.
+    std::string data = o->data, background;  // what the samples imitate ("": unknown)
+    std::string featnet_path = o->featnet;
+    std::unique_ptr<FeatNet> net_ptr;
+    auto pick_featnet = [&](int64_t channels, int64_t size) {
+      const std::string family = featnet_data_family(data);
+      if (featnet_path.empty())
+        featnet_path = find_featnet(family, channels, size, family == "emoji" ? background : "",
+                                    /*exact=*/o->data.empty()).path;
+      net_ptr = std::make_unique<FeatNet>(FeatNet::load(featnet_path));
+    };
 
     // The samples.
     nlohmann::json j;
     torch::Tensor samples, asked;
-    std::vector<std::string> class_names = fashion_mnist_classes();
     if (!o->run.empty()) {
       auto run = load_run(o->run, o->weights == "ema", o->device);
       if (!is_image_spec(run.config.data))
         throw Error(o->run + " is a vector run", "eval fd measures images; for vectors use eval swd");
+      if (data.empty()) data = run.config.data;
+      background = run.config.background;
+      pick_featnet(run.config.unet.in_channels, run.config.unet.image_size);  // before minutes of sampling
       DrawConfig dc;
       dc.n = quick_n(o->n > 0 ? o->n : 1000);
       dc.batch = o->batch;
@@ -122,8 +174,8 @@ void add_eval_fd(CLI::App& eval) {
       Progress progress("sampling", dc.n, 0, 1);
       auto drawn = draw_samples(run, dc, resolve_device(o->device), [&](int64_t done) { progress.update(done); });
       progress.finish();
-      samples = to_uint8(drawn.samples);
-      if (run.class_names == fashion_mnist_classes()) asked = drawn.labels;  // comparable to the classifier's
+      samples = to_featnet_images(to_uint8(drawn.samples), *net_ptr);
+      if (run.class_names == net_ptr->spec().class_names) asked = drawn.labels;  // comparable to the classifier's
       j["run"] = o->run;
       j["sampler"] = {{"name", to_string(dc.sampler.kind)},
                       {"steps", int64_t(sampling_grid(run.denoiser->schedule(), dc.sampler).size()) - 1},
@@ -131,9 +183,8 @@ void add_eval_fd(CLI::App& eval) {
                       {"guidance", o->guidance},
                       {"seed", o->seed},
                       {"seconds_per_image", progress.elapsed() / double(dc.n)}};
-      if (o->out.empty()) o->out = o->run + "/eval";
     } else {
-      samples = load_image_folder(o->samples, 28, 1).images;
+      samples = load_image_folder(o->samples, 0, 0).images;  // the first image's size and channels
       if (o->n > 0) {
         if (o->n > samples.size(0))
           throw Error("--n " + std::to_string(o->n) + " but " + o->samples + " holds " +
@@ -141,48 +192,73 @@ void add_eval_fd(CLI::App& eval) {
         samples = samples.slice(0, 0, o->n);
       }
       j["samples"] = o->samples;
-      if (o->out.empty()) o->out = o->samples + "_eval";
+      pick_featnet(samples.size(1), samples.size(2));
+      if (samples.size(1) != net_ptr->in_channels() || samples.size(2) != net_ptr->image_size())
+        // read again at the network's size and channels (luma, then resize, as the reference folder)
+        samples = load_image_folder(o->samples, net_ptr->image_size(), net_ptr->in_channels())
+                      .images.slice(0, 0, samples.size(0));
     }
-    samples = to_featnet_images(samples);
+    const FeatNet& net = *net_ptr;
+    const auto& spec = net.spec();
+    const std::vector<std::string>& class_names = spec.class_names;
+    const std::string family = featnet_data_family(data);
     const int64_t N = samples.size(0);
 
-    // The reference, and the floor: N real images that are not the reference against it.
+    // The reference, and the floor: N real images that are not the reference against it. The
+    // splits are those of the samples' data set when the network is of that family (emoji:color
+    // stays emoji:color), else of the network's training data.
     torch::Tensor ref, other;
-    if (o->ref == "test" || o->ref == "train") {
-      ref = load_fashion_mnist(o->data_dir, o->ref).images;
-      other = load_fashion_mnist(o->data_dir, o->ref == "test" ? "train" : "test").images;
+    std::string ref_data = o->ref;
+    if (ref_split) {
+      const std::string base =
+          !family.empty() && family == featnet_data_family(spec.data) ? data : spec.data;
+      DataOptions d;
+      d.data_dir = o->data_dir;
+      d.image_size = net.image_size();
+      d.background = !spec.background.empty() ? spec.background : !background.empty() ? background : d.background;
+      auto split_images = [&](const std::string& split) {
+        auto source = make_data_source(data_split_spec(base, split), d);
+        return to_featnet_images(to_uint8(source->items(torch::arange(source->size(), torch::kLong)).x), net);
+      };
+      ref_data = data_split_spec(base, o->ref);
+      ref = split_images(o->ref);
+      other = split_images(o->ref == "test" ? "train" : "test");
     } else {
-      ref = to_featnet_images(load_image_folder(o->ref, 28, 1).images);
+      ref = load_image_folder(o->ref, net.image_size(), net.in_channels()).images;
     }
     const auto s = stats_of(net, samples), r = stats_of(net, ref);
     const double fd = frechet_distance(s.feat_stats, r.feat_stats);
-    const double fd_pix = frechet_distance(s.pixel_stats, r.pixel_stats);
+    const double fd_pix = frechet_distance_of_samples(s.pixels, r.pixels);
     const auto pr = precision_recall(subset(r.feats, N, mix_seed(o->seed, 7)), s.feats, o->k);
     std::printf("samples      %lld images%s\n", (long long)N, o->run.empty() ? "" : " (drawn)");
-    std::printf("reference    %s (%lld images)\n", o->ref.c_str(), (long long)ref.size(0));
+    std::printf("reference    %s (%lld images)\n", ref_data.c_str(), (long long)ref.size(0));
     std::printf("FD           %.4f   (features of %s)\n", fd, featnet_path.c_str());
     std::printf("FD pixels    %.4f\n", fd_pix);
     std::printf("precision    %.4f   recall %.4f   (k = %lld, %lld reference images)\n", pr.precision, pr.recall,
                 (long long)pr.k, (long long)std::min(N, ref.size(0)));
     j["n"] = N;
     j["ref"] = o->ref;
+    j["ref_data"] = ref_data;
     j["n_ref"] = ref.size(0);
     j["featnet"] = featnet_path;
+    j["featnet_data"] = spec.data;
     j["fd"] = fd;
     j["fd_pixels"] = fd_pix;
     j["precision"] = pr.precision;
     j["recall"] = pr.recall;
     j["k"] = pr.k;
     if (other.defined()) {
-      const auto f = stats_of(net, subset(other, N, mix_seed(o->seed, 8)));
+      const auto floor_images = subset(other, N, mix_seed(o->seed, 8));  // fewer when the split is smaller
+      const int64_t n_floor = floor_images.size(0);
+      const auto f = stats_of(net, floor_images);
       const double floor = frechet_distance(f.feat_stats, r.feat_stats);
-      const double floor_pix = frechet_distance(f.pixel_stats, r.pixel_stats);
+      const double floor_pix = frechet_distance_of_samples(f.pixels, r.pixels);
       const auto fpr = precision_recall(subset(r.feats, N, mix_seed(o->seed, 7)), f.feats, o->k);
       const char* split = o->ref == "test" ? "train" : "test";
       std::printf("floor        FD %.4f   FD pixels %.4f   precision %.4f   recall %.4f   (%lld %s images vs %s)\n",
-                  floor, floor_pix, fpr.precision, fpr.recall, (long long)N, split, o->ref.c_str());
+                  floor, floor_pix, fpr.precision, fpr.recall, (long long)n_floor, split, o->ref.c_str());
       j["floor"] = {{"fd", floor}, {"fd_pixels", floor_pix}, {"precision", fpr.precision},
-                    {"recall", fpr.recall}, {"images", std::string(split) + " split"}, {"n", N}};
+                    {"recall", fpr.recall}, {"images", std::string(split) + " split"}, {"n", n_floor}};
     }
     std::printf("classes      predicted share of samples (reference):\n");
     nlohmann::json hist = nlohmann::json::object();

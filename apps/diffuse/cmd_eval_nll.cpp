@@ -40,9 +40,18 @@ NllData nll_images(const LoadedRun& run, const std::string& split, bool split_gi
   if (spec.rfind("fashion-mnist", 0) == 0) {
     d = load_fashion_mnist(run.config.data_dir, split);
     where = "the Fashion-MNIST " + split + " split";
+  } else if (spec.rfind("emoji", 0) == 0) {  // the run's filters (:color …), the asked split
+    EmojiOptions eo = parse_emoji_spec(spec);
+    eo.split = split;
+    eo.image_size = run.config.unet.image_size;
+    eo.background = run.config.background;
+    auto e = load_emoji(eo);
+    d.images = e.images;
+    d.labels = e.labels;
+    where = "the emoji " + split + " split";
   } else {
-    if (split_given) throw Error("--split applies to Fashion-MNIST runs", spec + " has no test split");
-    d = load_image_folder(spec.substr(7), run.config.image_size, run.config.unet.in_channels);
+    if (split_given) throw Error("--split applies to Fashion-MNIST and emoji runs", spec + " has no test split");
+    d = load_image_folder(spec.substr(7), run.config.unet.image_size, run.config.unet.in_channels);
     where = spec + " (the training images)";
   }
   if (n > d.images.size(0))
@@ -138,7 +147,7 @@ void add_eval_nll(CLI::App& eval) {
       ->capture_default_str();
   o->clip_opt = cmd->add_option("--clip-x0", o->clip_x0,
                                 "clamp x̂₀ to [−X, X], 0: off (default 1 for images, 0 for vectors)");
-  o->split_opt = cmd->add_option("--split", o->split, "images: test or train split (Fashion-MNIST)")
+  o->split_opt = cmd->add_option("--split", o->split, "images: test or train split (Fashion-MNIST, emoji)")
                      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "data evaluated at once (default 50 images, 1000 vectors)");
   cmd->add_option("--seed", o->seed, "seed of the noise (and of the vector data and MC timesteps)")
@@ -146,11 +155,11 @@ void add_eval_nll(CLI::App& eval) {
   cmd->add_option("--out", o->out, "folder for nll.json and nll.png (default RUN_DIR/eval)");
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads (0: all cores for images, 1 for vectors)")
+  cmd->add_option("--threads", o->threads, kThreadsHelp)
       ->capture_default_str();
   cmd->callback([o] {
     if (o->n < 0 || o->batch < 0) throw Error("--n and --batch must be >= 1 (0: the default)");
-    if (o->threads < 0) throw Error("--threads must be >= 0", "0: all cores for images, 1 for vectors");
+    if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
     if (o->split != "test" && o->split != "train")
       throw Error("--split must be test or train, got '" + o->split + "'");

@@ -24,7 +24,8 @@ namespace diffuse::cli {
 namespace spectrum_cmd {  // named: the CLI is a unity build
 
 struct SpectrumOpts {
-  std::string data, run, out, json, data_dir, weights = "ema", device = "auto";
+  std::string data, run, out, json, data_dir, weights = "ema", device = "auto", background = DataOptions{}.background;
+  int64_t image_size = DataOptions{}.image_size;
   std::vector<const CLI::Option*> run_only;  // flags that only make sense with --run
   int64_t n = 2000, batch = 250, threads = 0;
   uint64_t seed = 0;
@@ -79,7 +80,7 @@ void run_spectrum(SpectrumOpts& o) {
   if (o.batch < 1) throw Error("--batch must be >= 1");
   if (!(o.rank_fraction > 0 && o.rank_fraction <= 1)) throw Error("--rank-fraction must be in (0, 1]");
   if (o.weights != "ema" && o.weights != "raw") throw Error("--weights must be ema or raw");
-  if (o.threads < 0) throw Error("--threads must be >= 0", "0: all cores for images, 1 for vectors");
+  if (o.threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
   if (o.run.empty())
     for (const auto* opt : o.run_only)
       if (given(opt)) throw Error(opt->get_name() + " applies only with --run", "give --run RUN_DIR to draw samples");
@@ -91,12 +92,17 @@ void run_spectrum(SpectrumOpts& o) {
   SamplerConfig sc;
   DataOptions dopt;
   dopt.data_dir = o.data_dir;
+  dopt.image_size = o.image_size;
+  dopt.background = o.background;
   if (!o.run.empty()) {
     sc = o.sampler.resolve();
     run = std::make_unique<LoadedRun>(load_run(o.run, o.weights == "ema", o.device));
     if (o.data.empty()) o.data = run->config.data;
     if (o.data_dir.empty()) dopt.data_dir = run->config.data_dir;
-    dopt.image_size = run->config.image_size;
+    if (o.data == run->config.data) {  // the run's images, as it was trained on them
+      dopt.image_size = run->config.unet.image_size;
+      dopt.background = run->config.background;
+    }
   }
   auto source = make_data_source(o.data, dopt);
   const bool image = source->is_image();
@@ -208,13 +214,18 @@ void add_eval_spectrum(CLI::App& eval) {
   cmd->add_option("--rank-fraction", o->rank_fraction, "effective rank: eigenvalues holding this fraction of the variance")
       ->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "fashion-mnist: folder of the IDX files (default: Debian's)");
+  cmd->add_option("--image-size", o->image_size,
+                  "folder:PATH, emoji without --run: side of the square images (0: the source's default)")
+      ->capture_default_str();
+  cmd->add_option("--background", o->background, "emoji without --run: colour behind the glyphs (white, black, #rrggbb)")
+      ->capture_default_str();
   o->run_only.push_back(cmd->add_option("--batch", o->batch, "samples drawn at once (--run)")->capture_default_str());
   o->run_only.push_back(
       cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale (--run, class-conditional)")
           ->capture_default_str());
   o->run_only.push_back(cmd->add_option("--weights", o->weights, "ema or raw (--run)")->capture_default_str());
   o->run_only.push_back(cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N (--run)")->capture_default_str());
-  cmd->add_option("--threads", o->threads, "intra-op threads (0: all cores for images, 1 for vectors)")
+  cmd->add_option("--threads", o->threads, kThreadsHelp)
       ->capture_default_str();
   add_sampler_flags(*cmd, o->sampler);
   for (const auto* opt : cmd->get_options())

@@ -17,7 +17,7 @@ namespace diffuse::cli {
 
 void add_forward(CLI::App& app) {
   struct Opts {
-    std::string data, out, data_dir;
+    std::string data, out, data_dir, background = DataOptions{}.background;
     int64_t n = 2000, image_size = 0, picture_scale = 0;
     uint64_t seed = 0;
     ScheduleFlags sched;
@@ -29,6 +29,8 @@ void add_forward(CLI::App& app) {
   cmd->add_option("--n", o->n, "vectors drawn (curves show the first 8; histograms use all)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "fashion-mnist: folder of the IDX files (default: Debian's)");
+  cmd->add_option("--background", o->background, "emoji: colour behind the glyphs: white, black, #rrggbb")
+      ->capture_default_str();
   cmd->add_option("--image-size", o->image_size, "image specs with a size (folder:PATH, emoji): side in pixels (0: the spec's default)")
       ->capture_default_str();
   cmd->add_option("--picture-scale", o->picture_scale, kPictureScaleHelp)->capture_default_str();
@@ -41,6 +43,7 @@ void add_forward(CLI::App& app) {
     const NoiseSchedule s = make_schedule(sc);
     DataOptions dopt;
     dopt.data_dir = o->data_dir;
+    dopt.background = o->background;
     if (o->image_size > 0) dopt.image_size = o->image_size;
     auto src = make_data_source(o->data, dopt);
     auto g = at::make_generator<at::CPUGeneratorImpl>(o->seed);

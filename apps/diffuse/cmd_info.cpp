@@ -3,12 +3,16 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli.hpp"
+#include "diffuse/train.hpp"
 #include "diffuse/version.hpp"
 
 namespace diffuse::cli {
@@ -51,8 +55,12 @@ void add_info(CLI::App& app) {
   cmd->callback([] {
     std::printf("diffuse        %s\n", diffuse::version());
     std::printf("LibTorch       %s\n", TORCH_VERSION);
-    std::printf("threads        %d intra-op, %d inter-op (set with --threads or OMP_NUM_THREADS)\n",
-                at::get_num_threads(), at::get_num_interop_threads());
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    std::printf("threads        --threads 0 uses %d intra-op for image networks, %d for vector ones "
+                "(OMP_NUM_THREADS %s; %u cores); %d inter-op\n",
+                intra_op_threads(0, true), intra_op_threads(0, false),
+                omp ? ("= " + std::string(omp)).c_str() : "not set", std::max(1u, std::thread::hardware_concurrency()),
+                at::get_num_interop_threads());
     std::printf("CUDA           %s\n", torch::cuda::is_available()
                                            ? (std::to_string(torch::cuda::device_count()) + " device(s)").c_str()
                                            : "not available");

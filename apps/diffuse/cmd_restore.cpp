@@ -123,7 +123,10 @@ void run_task(const RestoreOpts& o) {
   std::printf("%s: %s with %s, %lld restoration%s …\n", to_string(cfg.method).c_str(), A.describe().c_str(),
               to_string(cfg.sampler.kind).c_str(), (long long)o.n, o.n == 1 ? "" : "s");
   std::fflush(stdout);
-  auto x = restore(*den, A, ys, x_T, cfg, noise, cond).cpu().clamp(-1, 1);
+  auto x = restore(*den, A, ys, x_T, cfg, noise, cond).cpu();
+  // A colorization keeps its gray input: into the pixel range by lowering saturation, not by a
+  // clamp that would change the luma (docs/restoration.md).
+  x = o.task == Task::Colorize && o.factor <= 1 ? keep_luma(x, ys.cpu()) : x.clamp(-1, 1);
 
   // Figure: input | measurement (A⁺y) | restorations | truth.
   std::vector<torch::Tensor> cols{to_figure(input, C, R), to_figure(A.pinv(y), C, R), to_uint8(x)};
@@ -186,7 +189,7 @@ CLI::App* add_task(CLI::App& app, Task task, const std::string& name, const std:
   cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale with --class")->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads, 0: all cores")->capture_default_str();
+  cmd->add_option("--threads", o->threads, kThreadsHelp)->capture_default_str();
   add_sampler_flags(*cmd, o->sampler);
   cmd->callback([o] {
     o->n = quick_n(o->n);

@@ -56,7 +56,7 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "samples drawn at once")->capture_default_str();
   cmd->add_option("--weights", o->weights, "ema or raw")->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu, cuda, cuda:N")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "intra-op threads (0: all cores for images, 1 for vectors)")
+  cmd->add_option("--threads", o->threads, kThreadsHelp)
       ->capture_default_str();
   cmd->add_option("--class", o->cls, "class-conditional runs: a class number or name (default: classes in turn)");
   cmd->add_option("--guidance", o->guidance, "classifier-free guidance scale w (1: conditional, 0: unconditional)")
@@ -75,7 +75,7 @@ void add_sample(CLI::App& app) {
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
-    if (o->threads < 0) throw Error("--threads must be >= 0", "0: all cores for images, 1 for vectors");
+    if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     set_intra_op_threads(o->threads, image);
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
     const int64_t S = int64_t(sampling_grid(run.denoiser->schedule(), sc).size()) - 1;

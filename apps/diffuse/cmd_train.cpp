@@ -37,6 +37,7 @@ void add_train(CLI::App& app) {
   int nproc = 0;
   bool no_overlap = false;
   std::vector<CLI::Option*> opts;
+  CLI::Option *image_size = nullptr, *background = nullptr;  // image data options
   CLI::Option* picture_scale = nullptr;
   };
   auto o = std::make_shared<Opts>();
@@ -49,6 +50,9 @@ void add_train(CLI::App& app) {
     ->check(CLI::ExistingFile);
   auto* preset = cmd->add_option("--preset", o->preset, "start from a named config: " + join(preset_names()));
   auto* data_dir = opt(cmd->add_option("--data-dir", c.data_dir, "fashion-mnist: folder of the IDX files"));
+  o->image_size = opt(cmd->add_option("--image-size", c.image_size,
+                                      "folder:PATH, emoji: side of the square images (0: 28 for folders, 32 for emoji)"));
+  o->background = opt(cmd->add_option("--background", c.background, "emoji: colour behind the glyphs: white, black, #rrggbb"));
   auto* precision = opt(cmd->add_option("--precision", o->precision, "fp32 or bf16 (autocast)"));
   auto* cond = cmd->add_flag("--class-conditional", c.class_conditional,
                            "condition on the data's labels (for --class and --guidance)");
@@ -56,7 +60,7 @@ void add_train(CLI::App& app) {
   auto* batch = opt(cmd->add_option("--batch", c.batch, "batch size"));
   auto* lr = opt(cmd->add_option("--lr", c.lr, "peak learning rate"));
   auto* seed = opt(cmd->add_option("--seed", c.seed, "random seed"));
-  auto* threads = opt(cmd->add_option("--threads", c.threads, "intra-op threads (0: all cores for images, 1 for vectors)"));
+  auto* threads = opt(cmd->add_option("--threads", c.threads, kThreadsHelp));
   auto* device = opt(cmd->add_option("--device", c.device, "auto, cpu, cuda, cuda:N"));
   auto* pred = opt(cmd->add_option("--prediction", o->prediction, "network target: eps, x0, v"));
   auto* loss = opt(cmd->add_option("--loss", o->loss, "loss weighting: " + join(loss_weighting_names())));
@@ -122,9 +126,9 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (follower) {
       // Ranks other than 0 take rank 0's config (train() fetches it); only local settings matter here.
     } else if (o->resume) {
-      for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond})
+      for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond, o->image_size, o->background})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
-                                  "--resume continues the saved config; only --steps, --threads, --device, "
+                                  "--resume continues the saved config; only --steps, --threads, --device, --data-dir, "
                                   "--log-every, --checkpoint-every, --sample-every and --picture-scale may be given");
       if (o->sched.any_given() || !o->config.empty())
         throw Error("the schedule and --config cannot change when resuming");
@@ -136,6 +140,8 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
       cfg = given(preset) ? preset_config(o->preset)
                           : o->config.empty() ? TrainConfig{} : load_train_config_file(o->config);
       if (given(data)) cfg.data = f.data;
+      if (given(o->image_size)) cfg.image_size = f.image_size;
+      if (given(o->background)) cfg.background = f.background;
       if (given(batch)) cfg.batch = f.batch;
       if (given(lr)) cfg.lr = f.lr;
       if (given(seed)) cfg.seed = f.seed;
@@ -155,9 +161,12 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (given(o->picture_scale)) cfg.picture_scale = f.picture_scale;
     if (!follower) quick_train(cfg);
     std::signal(SIGINT, on_sigint);
-    if (!follower)
-      std::fprintf(stderr, "%s %s → %s%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(), o->out.c_str(),
-                   dist ? (" on " + std::to_string(dist->world_size()) + " ranks").c_str() : "");
+    if (!follower) {
+      const int threads = intra_op_threads(cfg.threads, is_image_spec(cfg.data));
+      std::fprintf(stderr, "%s %s → %s%s, %d thread%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(),
+                   o->out.c_str(), dist ? (" on " + std::to_string(dist->world_size()) + " ranks").c_str() : "",
+                   threads, threads == 1 ? "" : "s");
+    }
     TrainHooks hooks;
     hooks.stop = &g_stop;
     hooks.dist = dist;

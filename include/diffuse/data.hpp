@@ -7,6 +7,9 @@
 //   fashion-mnist     Fashion-MNIST train split (fashion-mnist:test for the test split),
 //                     from Debian's dataset-fashion-mnist (or DataOptions::data_dir)
 //   folder:PATH       a folder of PNG images, labels from subfolder names if any
+//   emoji             Noto Color Emoji rendered to RGB, labeled by Unicode emoji group (the
+//                     train split; emoji:test for the test split; :color drops near-gray
+//                     glyphs, :no-skin-tones the skin-tone variants; see load_emoji)
 #pragma once
 #include <torch/types.h>
 
@@ -45,8 +48,10 @@ class DataSource {
 
 struct DataOptions {
   std::string data_dir;      // fashion-mnist: folder of the IDX files ("": Debian's location)
-  int64_t image_size = 28;   // folder:PATH: images are resized and center-cropped to this
+  int64_t image_size = 0;    // folder:PATH, emoji: side of the square images (0: the source's
+                             // default, 28 for folders, 32 for emoji)
   int64_t channels = 0;      // folder:PATH: 1 or 3 (0: from the first image)
+  std::string background = "white";  // emoji: colour behind the glyphs (white, black, #rrggbb)
 };
 
 // Parses a spec, throwing diffuse::Error that lists the valid specs.
@@ -78,6 +83,45 @@ struct Normalizer {
 }  // namespace diffuse
 
 namespace diffuse {
-// Whether a spec names image data (fashion-mnist…, folder:…), without loading it.
+// Whether a spec names image data (fashion-mnist…, folder:…, emoji…), without loading it.
 bool is_image_spec(const std::string& spec);
+}  // namespace diffuse
+
+namespace diffuse {
+// ---- emoji: Noto Color Emoji as a labeled RGB data set (src/data/emoji.cpp, docs/emoji.md) ----
+// Each colour glyph of NotoColorEmoji.ttf (Debian's fonts-noto-color-emoji) that a
+// fully-qualified sequence of emoji-test.txt (Debian's unicode-data) reaches — a single
+// code point through the cmap, a sequence (flags, skin tones, ZWJ) through the font's GSUB
+// ligatures — is rendered by FreeType (136×128 premultiplied BGRA), composited onto the
+// background, cropped to the centred 128×128 and area-averaged to image_size. The label is
+// the sequence's Unicode emoji group (nine; the Component group is left out).
+// Split: a sequence is in the test split iff FNV-1a-64(its key) % 10 == 0, the key being its
+// code points in hex without U+FE0F and the skin-tone modifiers, so all skin tones of an
+// emoji fall in the same split.
+constexpr double kEmojiGrayChroma = 10.0;  // color_only drops glyphs whose chroma is below this
+
+struct EmojiOptions {
+  std::string font;                   // NotoColorEmoji.ttf ("": Debian's, under /usr/share/fonts)
+  std::string emoji_test;             // emoji-test.txt ("": Debian's, under /usr/share/unicode)
+  int64_t image_size = 32;            // 1 … 128 (128: native; divisors of 128 average whole blocks)
+  std::string background = "white";   // white, black or #rrggbb
+  std::string split = "train";        // train (~90%), test (~10%) or all
+  bool color_only = false;            // drop near-gray glyphs (chroma < kEmojiGrayChroma)
+  bool skin_tones = true;             // keep sequences holding a skin-tone modifier U+1F3FB…U+1F3FF
+};
+
+struct EmojiSet {
+  torch::Tensor images;                  // (N, 3, S, S) uint8 RGB, in emoji-test.txt order
+  torch::Tensor labels;                  // (N) int64 index into class_names
+  std::vector<std::string> class_names;  // smileys-emotion, people-body, … flags
+  std::vector<std::string> sequences;    // per image: its code points, "1F600", "1F1FA 1F1F8"
+  std::vector<int64_t> glyphs;           // per image: glyph id in the font
+  std::vector<double> chroma;            // per image: α-weighted mean of max(RGB) − min(RGB), 0 … 255
+};
+
+// Throws diffuse::Error naming the Debian package when the font or emoji-test.txt is missing.
+EmojiSet load_emoji(const EmojiOptions& o = {});
+// "emoji[:train|:test|:all][:color][:no-skin-tones]" → split, color_only, skin_tones over `base`.
+EmojiOptions parse_emoji_spec(const std::string& spec, EmojiOptions base = {});
+std::vector<std::string> emoji_class_names();  // the nine groups, label order
 }  // namespace diffuse

@@ -95,7 +95,8 @@ void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames
 // hidden files and folders, whose names start with '.', are ignored). Each image
 // is converted to `channels` (1 or 3; 0 = those of the first image in sorted
 // order; RGB → gray by ITU-R 601 luma), resized so its short side is image_size
-// (bilinear, antialiased) and center-cropped to image_size × image_size.
+// (bilinear, antialiased; 0 = the short side of the first image in sorted order) and
+// center-cropped to image_size × image_size.
 // Labeled when every image lies in a subfolder of `path`: the label is the index
 // of its top-level subfolder name among the sorted names of those holding images
 // (class_names); otherwise unlabeled. Files ending .png, .jpg or .jpeg (any case)

@@ -28,6 +28,13 @@ GaussianStats gaussian_stats(const torch::Tensor& x);
 // eigenvalues come from eigh (stable where scipy's sqrtm of the non-symmetric
 // product is not), in float64. Returns d² (as FID does).
 double frechet_distance(const GaussianStats& a, const GaussianStats& b);
+// The same distance between the Gaussians fitted to two sample sets x (N₁, D) and y (N₂, D),
+// cheap when min(N₁, N₂) < D (raw pixels): with centred A (N₁, D), B (N₂, D),
+//   Σ₁Σ₂ = AᵀA BᵀB / ((N₁−1)(N₂−1)) has the nonzero eigenvalues of (ABᵀ)(ABᵀ)ᵀ / ((N₁−1)(N₂−1)),
+// so tr (Σ₁Σ₂)^{1/2} = Σ_i σ_i(ABᵀ) / √((N₁−1)(N₂−1)) and tr Σ₁ = ‖A‖²_F / (N₁−1): an SVD of
+// the N₁ × N₂ matrix ABᵀ instead of eigendecompositions of D × D ones. Otherwise (both
+// N ≥ D) frechet_distance of the fitted Gaussians. float64.
+double frechet_distance_of_samples(const torch::Tensor& x, const torch::Tensor& y);
 
 // Improved precision and recall (Kynkäänniemi et al. 2019). The manifold of a set Φ is
 // the union of balls around its points, each with the radius to that point's k-th

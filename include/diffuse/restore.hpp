@@ -61,6 +61,13 @@ class Degradation {
   std::vector<Step> ops_;
 };
 
+// Colorization outputs that keep the gray input exactly and stay in [−1, 1]: x is moved
+// along (1, 1, 1) onto the plane wᵀx = y (wᵀ1 = 1, so x' = x + (y − wᵀx)·1), then its chroma
+// c = x' − y·1 (wᵀc = 0) is scaled by the largest s ∈ [0, 1] with y·1 + s·c inside [−1, 1]³:
+// the luma is y, the hue is kept, saturation drops only where the colour would leave the
+// range (a plain clamp would change the luma there). x: (B, 3, H, W), y: (B, 1, H, W).
+torch::Tensor keep_luma(const torch::Tensor& x, const torch::Tensor& y);
+
 // Masks from a spec: "box:x,y,w,h" (the box is missing), "half:left|right|top|bottom"
 // (that half is missing), "random:p" (each pixel missing with probability p, seeded), or
 // a PNG file whose white (≥ 128) pixels are missing — the diffusers convention. Returns

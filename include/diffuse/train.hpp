@@ -35,7 +35,8 @@ Precision parse_precision(const std::string& name);  // "fp32", "bf16"
 struct TrainConfig {
   std::string data = "signals";    // data spec (see data.hpp)
   std::string data_dir;            // fashion-mnist: folder of the IDX files ("": Debian's)
-  int64_t image_size = 28;         // folder:PATH images are resized/cropped to this
+  int64_t image_size = 0;          // folder:PATH, emoji: image side (0: the data's default, 28 / 32)
+  std::string background = "white";  // emoji: colour behind the glyphs (white, black, #rrggbb)
   ScheduleConfig schedule;         // the noise schedule
   PredictionType prediction = PredictionType::Epsilon;  // what the network predicts
   LossConfig loss;                 // loss weighting
@@ -57,7 +58,7 @@ struct TrainConfig {
   double grad_clip = 1.0;          // max global gradient norm (0: off)
   double ema_decay = 0.999;        // EMA of weights (warm-up: min(decay, (1+s)/(10+s)))
   uint64_t seed = 0;               // seeds data draws, timesteps, noise and initial weights
-  int64_t threads = 0;             // intra-op threads (0: all cores for images, 1 for vectors)
+  int64_t threads = 0;             // intra-op threads (0: $OMP_NUM_THREADS, else all cores for images, 1 for vectors)
   int64_t log_every = 100;         // steps between log lines
   int64_t checkpoint_every = 1000; // steps between checkpoints
   int64_t sample_every = 0;        // images: steps between sample grids in RUN_DIR/samples/ (0: off)
@@ -87,8 +88,10 @@ struct Network {
 // The network of a config (MLP for vector data, U-Net for images), on `device`.
 // Data-derived fields (model.dim, unet.in_channels/image_size/num_classes) must be set.
 Network make_network(const TrainConfig& c, const torch::Device& device = torch::kCPU);
-// Intra-op threads: `requested` if > 0, else all cores for image networks and 1 for vector ones.
-void set_intra_op_threads(int64_t requested, bool image_network);
+// Intra-op threads for --threads `requested`: itself if > 0; for 0, OMP_NUM_THREADS when it is
+// set to a positive number, else all cores for image networks and 1 for vector ones.
+int intra_op_threads(int64_t requested, bool image_network);
+void set_intra_op_threads(int64_t requested, bool image_network);  // at::set_num_threads(intra_op_threads(…))
 
 struct TrainHooks {
   const std::atomic<bool>* stop = nullptr;         // set (e.g. by SIGINT): save and return
@@ -109,8 +112,9 @@ struct TrainResult {
 };
 
 // Trains into run_dir. resume: continue from run_dir/checkpoint.safetensors with
-// its saved config (only `steps`, `threads`, the log/checkpoint/sample intervals and
-// `picture_scale` may differ). A non-finite loss throws, leaving the last good checkpoint in place.
+// its saved config; only `steps`, `threads`, `device`, the log/checkpoint/sample intervals,
+// `picture_scale` and `data_dir` (when not empty: the same data, moved) are taken from `cfg`.
+// A non-finite loss throws, leaving the last good checkpoint in place.
 TrainResult train(TrainConfig cfg, const std::string& run_dir, bool resume,
                   const TrainHooks& hooks = {});
 

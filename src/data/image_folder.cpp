@@ -63,7 +63,8 @@ std::string folder_list(const std::vector<std::string>& names, size_t shown = 10
 LabeledImages load_image_folder(const std::string& path, int64_t image_size, int64_t channels) {
   namespace fs = std::filesystem;
   using namespace image_folder_io;
-  if (image_size < 1) throw Error("image size must be at least 1 (got " + std::to_string(image_size) + ")");
+  if (image_size < 0)
+    throw Error("image size must be at least 1, or 0 for the first image's (got " + std::to_string(image_size) + ")");
   if (channels != 0 && channels != 1 && channels != 3)
     throw Error("image channels must be 1 (gray), 3 (RGB) or 0 (as the first image); got " +
                 std::to_string(channels));
@@ -130,10 +131,15 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
       return {};
     }
   };
-  if (channels == 0)
-    for (int64_t i = 0; i < n && channels == 0; ++i)
-      if (auto img = decode(i); img.defined()) channels = img.size(0);
+  if (channels == 0 || image_size == 0)  // as the first image that decodes
+    for (int64_t i = 0; i < n; ++i)
+      if (auto img = decode(i); img.defined()) {
+        if (channels == 0) channels = img.size(0);
+        if (image_size == 0) image_size = std::min(img.size(1), img.size(2));
+        break;
+      }
   if (channels == 0) channels = 3;  // nothing decodes: the error below reports every file
+  if (image_size == 0) image_size = 1;
   out.images = torch::empty({n, channels, image_size, image_size}, torch::kUInt8);
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t stop) {
     for (int64_t i = begin; i < stop; ++i) {

@@ -38,7 +38,8 @@ class ImageSource : public DataSource {
 }  // namespace
 
 bool is_image_spec(const std::string& spec) {
-  return spec.rfind("fashion-mnist", 0) == 0 || spec.rfind("folder:", 0) == 0;
+  return spec.rfind("fashion-mnist", 0) == 0 || spec.rfind("folder:", 0) == 0 || spec == "emoji" ||
+         spec.rfind("emoji:", 0) == 0;
 }
 
 std::unique_ptr<DataSource> make_image_source(std::string spec, torch::Tensor images, torch::Tensor labels,
@@ -60,7 +61,7 @@ std::unique_ptr<DataSource> make_image_dataset(const std::string& spec, const Da
   }
   if (spec.rfind("folder:", 0) == 0) {
     if (spec.size() == 7) throw Error("folder: needs a path", "write folder:PATH/TO/IMAGES");
-    auto d = load_image_folder(spec.substr(7), o.image_size, o.channels);
+    auto d = load_image_folder(spec.substr(7), o.image_size > 0 ? o.image_size : 28, o.channels);
     return make_image_source(spec, d.images, d.labels, d.class_names);
   }
   throw Error("unknown image data spec '" + spec + "'");

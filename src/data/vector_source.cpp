@@ -9,6 +9,7 @@ namespace diffuse {
 
 std::unique_ptr<DataSource> make_toy(const std::string& name);
 std::unique_ptr<DataSource> make_image_dataset(const std::string& spec, const DataOptions& o);
+std::unique_ptr<DataSource> make_emoji_source(const std::string& spec, const DataOptions& o);
 
 namespace {
 class CsvSource : public DataSource {
@@ -34,7 +35,7 @@ DataBatch DataSource::items(const torch::Tensor&) const {
 
 std::vector<std::string> data_spec_names() {
   return {"signals", "toy:swissroll", "toy:8gaussians", "toy:moons", "toy:checkerboard", "csv:PATH",
-          "fashion-mnist", "fashion-mnist:test", "folder:PATH"};
+          "fashion-mnist", "fashion-mnist:test", "folder:PATH", "emoji", "emoji:test"};
 }
 
 std::unique_ptr<DataSource> make_data_source(const std::string& spec, const DataOptions& o) {
@@ -45,6 +46,7 @@ std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Data
     return std::make_unique<CsvSource>(spec.substr(4));
   }
   if (spec.rfind("fashion-mnist", 0) == 0 || spec.rfind("folder:", 0) == 0) return make_image_dataset(spec, o);
+  if (spec == "emoji" || spec.rfind("emoji:", 0) == 0) return make_emoji_source(spec, o);
   throw Error("unknown data spec '" + spec + "'", "valid specs: " + join(data_spec_names()));
 }
 

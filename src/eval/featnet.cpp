@@ -1,59 +1,68 @@
-// The Fashion-MNIST feature network (see featnet.hpp): model, training, weights.
+// The feature network (see featnet.hpp): model, spec, weights, and which network fits which data.
+// Training: featnet_train.cpp.
 #include "diffuse/featnet.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 
+#include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
-#include "diffuse/progress.hpp"
+#include "featnet_impl.hpp"
 
 namespace diffuse {
 
 namespace nn = torch::nn;
 
-class FeatNetImpl : public nn::Module {
- public:
-  explicit FeatNetImpl(int64_t feature_dim) : feature_dim(feature_dim) {
-    // [conv3×3, BN, ReLU] ×2, maxpool, twice (one flat Sequential: they do not nest)
-    convs = register_module("convs", nn::Sequential());
-    int64_t in = 1;
-    for (int64_t out : {32, 32, 0, 64, 64, 0}) {
-      if (out == 0) {
-        convs->push_back(nn::MaxPool2d(2));
-        continue;
-      }
+int64_t featnet_stages(int64_t image_size) {
+  int64_t stages = 0;
+  for (int64_t s = image_size; s % 2 == 0 && s > 4; s /= 2) ++stages;
+  return stages;
+}
+
+FeatNetImpl::FeatNetImpl(const FeatNetSpec& s) : spec(s) {
+  if (spec.in_channels != 1 && spec.in_channels != 3)
+    throw Error("a feature network takes 1 or 3 channels, not " + std::to_string(spec.in_channels));
+  if (spec.image_size < 8) throw Error("a feature network takes images of side >= 8, not " + std::to_string(spec.image_size));
+  if (spec.feature_dim < 2) throw Error("feature_dim must be >= 2");
+  if (spec.class_names.empty()) spec.class_names = fashion_mnist_classes();
+  if (spec.class_names.size() < 2) throw Error("a feature network needs at least 2 classes");
+  // [conv3×3, BN, ReLU] ×2, maxpool per stage (one flat Sequential: they do not nest); the
+  // module names convs.0 … of the first two stages are those of the Fashion-MNIST weights.
+  convs = register_module("convs", nn::Sequential());
+  int64_t in = spec.in_channels, side = spec.image_size;
+  const int64_t stages = featnet_stages(spec.image_size);
+  for (int64_t k = 0; k < stages; ++k) {
+    const int64_t out = k == 0 ? 32 : k == 1 ? 64 : 128;
+    for (int rep = 0; rep < 2; ++rep) {
       convs->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
       convs->push_back(nn::BatchNorm2d(out));
       convs->push_back(nn::ReLU());
       in = out;
     }
-    fc = register_module("fc", nn::Linear(nn::LinearOptions(64 * 7 * 7, feature_dim).bias(false)));
-    fc_norm = register_module("fc_norm", nn::BatchNorm1d(feature_dim));
-    drop = register_module("drop", nn::Dropout(0.3));
-    head = register_module("head", nn::Linear(feature_dim, 10));
+    convs->push_back(nn::MaxPool2d(2));
+    side /= 2;
   }
-  // x: (B, 1, 28, 28) in [−1, 1] → features (B, feature_dim)
-  torch::Tensor features(const torch::Tensor& x) {
-    return torch::relu(fc_norm(fc(convs->forward(x).flatten(1))));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return head(drop(features(x))); }
+  fc = register_module("fc", nn::Linear(nn::LinearOptions(in * side * side, spec.feature_dim).bias(false)));
+  fc_norm = register_module("fc_norm", nn::BatchNorm1d(spec.feature_dim));
+  drop = register_module("drop", nn::Dropout(0.3));
+  head = register_module("head", nn::Linear(spec.feature_dim, int64_t(spec.class_names.size())));
+}
 
-  int64_t feature_dim;
-  nn::Sequential convs{nullptr};
-  nn::Linear fc{nullptr}, head{nullptr};
-  nn::BatchNorm1d fc_norm{nullptr};
-  nn::Dropout drop{nullptr};
-};
+// x: (B, C, S, S) in [−1, 1] → features (B, feature_dim)
+torch::Tensor FeatNetImpl::features(const torch::Tensor& x) {
+  return torch::relu(fc_norm(fc(convs->forward(x).flatten(1))));
+}
+torch::Tensor FeatNetImpl::forward(const torch::Tensor& x) { return head(drop(features(x))); }
 
-namespace {
-
-constexpr const char* kFormat = "diffuse-featnet-1";
+namespace featnet_impl {
 
 std::string shape_string(c10::IntArrayRef s) {
   std::string out = "(";
@@ -61,72 +70,120 @@ std::string shape_string(c10::IntArrayRef s) {
   return out + ")";
 }
 
-// (N, 1, 28, 28) uint8 or float in [−1, 1] → float32 in [−1, 1].
-torch::Tensor as_input(const torch::Tensor& images) {
-  if (images.dim() != 4 || images.size(1) != 1 || images.size(2) != 28 || images.size(3) != 28)
-    throw Error("the feature network takes 28×28 grayscale images (N, 1, 28, 28), got shape " +
+std::string describe(const FeatNetSpec& s) {
+  const auto S = std::to_string(s.image_size);
+  return S + "×" + S + (s.in_channels == 1 ? " grayscale" : " RGB");
+}
+
+// (N, C, S, S) uint8 or float in [−1, 1] → float32 in [−1, 1].
+torch::Tensor as_input(const torch::Tensor& images, const FeatNetSpec& s) {
+  if (images.dim() != 4 || images.size(1) != s.in_channels || images.size(2) != s.image_size ||
+      images.size(3) != s.image_size)
+    throw Error("the feature network takes " + describe(s) + " images (N, " + std::to_string(s.in_channels) + ", " +
+                    std::to_string(s.image_size) + ", " + std::to_string(s.image_size) + "), got shape " +
                     shape_string(images.sizes()),
-                "it is trained on Fashion-MNIST; other image sizes have no features");
+                "it is trained on " + s.data + "; convert the images, or use a network made for them");
   if (images.scalar_type() == torch::kUInt8) return images.to(torch::kFloat32).div(127.5).sub(1.0);
   if (!images.is_floating_point()) throw Error("images must be uint8 or floating point");
   return images.to(torch::kFloat32);
 }
 
+namespace {
+
+constexpr const char* kFormat = "diffuse-featnet-1";
+
 template <class F>
-torch::Tensor batched(const torch::Tensor& images, int64_t batch, F&& f) {
+torch::Tensor batched(const torch::Tensor& images, const FeatNetSpec& s, int64_t batch, F&& f) {
   torch::NoGradGuard no_grad;
-  auto x = as_input(images);
+  auto x = as_input(images, s);
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < x.size(0); i += batch) parts.push_back(f(x.slice(0, i, i + batch)).to(torch::kFloat64));
   if (parts.empty()) throw Error("no images to compute features of");
   return torch::cat(parts);
 }
 
-}  // namespace
-
-void validate(const FeatNetConfig& c) {
-  if (c.feature_dim < 2) throw Error("feature_dim must be >= 2");
-  if (c.epochs < 1) throw Error("epochs must be >= 1");
-  if (c.batch < 2) throw Error("batch must be >= 2", "BatchNorm needs at least 2 images a batch");
-  if (!(c.lr > 0)) throw Error("lr must be > 0");
-  if (c.weight_decay < 0) throw Error("weight_decay must be >= 0");
-  if (c.dropout < 0 || c.dropout >= 1) throw Error("dropout must be in [0, 1)");
-  if (c.threads < 0) throw Error("threads must be >= 0", "0: all cores");
+// The spec in a file's metadata; keys missing in files from before they existed take the
+// Fashion-MNIST values (1×28×28, ten classes).
+FeatNetSpec spec_from_metadata(const std::map<std::string, std::string>& m, const std::string& path) {
+  auto fmt = m.find("format");
+  if (fmt == m.end() || fmt->second != kFormat)
+    throw Error(path + " is not a diffuse feature network", "make one with: diffuse eval train-featnet --out FILE");
+  FeatNetSpec s;
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = m.find(key);
+    return it == m.end() ? nullptr : &it->second;
+  };
+  try {
+    s.feature_dim = std::stoll(m.at("feature_dim"));
+    if (auto v = get("in_channels")) s.in_channels = std::stoll(*v);
+    if (auto v = get("image_size")) s.image_size = std::stoll(*v);
+    if (auto v = get("class_names")) s.class_names = nlohmann::json::parse(*v).get<std::vector<std::string>>();
+    if (auto v = get("data")) s.data = *v;
+    if (auto v = get("background")) s.background = *v;
+  } catch (const std::exception& e) {
+    throw Error(path + ": unreadable feature network metadata (" + e.what() + ")");
+  }
+  if (s.class_names.empty()) s.class_names = fashion_mnist_classes();
+  if (auto v = get("num_classes"); v && std::to_string(s.class_names.size()) != *v)
+    throw Error(path + ": num_classes " + *v + " but " + std::to_string(s.class_names.size()) + " class names");
+  return s;
 }
 
-FeatNet::FeatNet() : FeatNet(FeatNetConfig{}.feature_dim) {}
-FeatNet::FeatNet(int64_t feature_dim) : impl_(std::make_unique<FeatNetImpl>(feature_dim)) { impl_->eval(); }
+}  // namespace
+}  // namespace featnet_impl
+
+using featnet_impl::as_input;
+
+FeatNet::FeatNet() : FeatNet(FeatNetSpec{}) {}
+FeatNet::FeatNet(int64_t feature_dim) : FeatNet([&] {
+  FeatNetSpec s;
+  s.feature_dim = feature_dim;
+  return s;
+}()) {}
+FeatNet::FeatNet(const FeatNetSpec& spec) : impl_(std::make_unique<FeatNetImpl>(spec)) { impl_->eval(); }
 FeatNet::~FeatNet() = default;
 FeatNet::FeatNet(FeatNet&&) noexcept = default;
 FeatNet& FeatNet::operator=(FeatNet&&) noexcept = default;
 FeatNetImpl& FeatNet::module() const { return *impl_; }
-int64_t FeatNet::feature_dim() const { return impl_->feature_dim; }
+const FeatNetSpec& FeatNet::spec() const { return impl_->spec; }
+int64_t FeatNet::feature_dim() const { return impl_->spec.feature_dim; }
+int64_t FeatNet::in_channels() const { return impl_->spec.in_channels; }
+int64_t FeatNet::image_size() const { return impl_->spec.image_size; }
+int64_t FeatNet::num_classes() const { return int64_t(impl_->spec.class_names.size()); }
 
 torch::Tensor FeatNet::features(const torch::Tensor& images, int64_t batch) const {
-  return batched(images, batch, [&](const torch::Tensor& x) { return impl_->features(x); });
+  return featnet_impl::batched(images, spec(), batch, [&](const torch::Tensor& x) { return impl_->features(x); });
 }
 torch::Tensor FeatNet::logits(const torch::Tensor& images, int64_t batch) const {
-  return batched(images, batch, [&](const torch::Tensor& x) { return impl_->forward(x); });
+  return featnet_impl::batched(images, spec(), batch, [&](const torch::Tensor& x) { return impl_->forward(x); });
 }
 
 void FeatNet::save(const std::string& path) const {
   std::map<std::string, torch::Tensor> t;
   for (const auto& p : impl_->named_parameters()) t[p.key()] = p.value().detach().cpu().contiguous();
   for (const auto& b : impl_->named_buffers()) t[b.key()] = b.value().detach().cpu().contiguous();
-  save_safetensors(path, t, {{"format", kFormat}, {"feature_dim", std::to_string(impl_->feature_dim)}});
+  const auto& s = impl_->spec;
+  std::map<std::string, std::string> meta = {{"format", featnet_impl::kFormat},
+                                             {"feature_dim", std::to_string(s.feature_dim)},
+                                             {"in_channels", std::to_string(s.in_channels)},
+                                             {"image_size", std::to_string(s.image_size)},
+                                             {"num_classes", std::to_string(s.class_names.size())},
+                                             {"class_names", nlohmann::json(s.class_names).dump()},
+                                             {"data", s.data}};
+  if (!s.background.empty()) meta["background"] = s.background;
+  save_safetensors(path, t, meta);
 }
 
 FeatNet FeatNet::load(const std::string& path) {
   auto file = load_safetensors(path);
-  auto fmt = file.metadata.find("format");
-  if (fmt == file.metadata.end() || fmt->second != kFormat)
-    throw Error(path + " is not a diffuse feature network", "make one with: diffuse eval train-featnet --out FILE");
-  FeatNet net(std::stoll(file.metadata.at("feature_dim")));
+  FeatNet net(featnet_impl::spec_from_metadata(file.metadata, path));
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, torch::Tensor& dst) {
     auto it = file.tensors.find(name);
     if (it == file.tensors.end()) throw Error(path + " lacks tensor " + name);
-    if (it->second.sizes() != dst.sizes()) throw Error(path + ": tensor " + name + " has the wrong shape");
+    if (it->second.sizes() != dst.sizes())
+      throw Error(path + ": tensor " + name + " has shape " + featnet_impl::shape_string(it->second.sizes()) +
+                  ", the network of its metadata wants " + featnet_impl::shape_string(dst.sizes()));
     dst.copy_(it->second);
   };
   for (auto& p : net.impl_->named_parameters()) assign(p.key(), p.value());
@@ -135,16 +192,37 @@ FeatNet FeatNet::load(const std::string& path) {
   return net;
 }
 
-std::string default_featnet_path() {
-  namespace fs = std::filesystem;
-  if (const char* env = std::getenv("DIFFUSE_FEATNET"); env && *env) return env;
-  const std::string name = "/featnet_fmnist.safetensors";
+// ---- which network: the shipped files and their specs ------------------------------------
+
+namespace featnet_impl {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The folders holding shipped networks, in the order they are searched.
+std::vector<std::string> asset_dirs() {
+  std::vector<std::string> dirs;
 #ifdef DIFFUSE_SOURCE_ASSETS
-  if (fs::exists(DIFFUSE_SOURCE_ASSETS + name)) return DIFFUSE_SOURCE_ASSETS + name;
+  dirs.push_back(DIFFUSE_SOURCE_ASSETS);
 #endif
 #ifdef DIFFUSE_INSTALL_ASSETS
-  if (fs::exists(DIFFUSE_INSTALL_ASSETS + name)) return DIFFUSE_INSTALL_ASSETS + name;
+  dirs.push_back(DIFFUSE_INSTALL_ASSETS);
 #endif
+  return dirs;
+}
+
+std::string family_text(const std::string& family, const std::string& background) {
+  if (family.empty()) return "";
+  return family + (family == "emoji" && !background.empty() ? " (background " + background + ")" : "") + " ";
+}
+
+}  // namespace
+}  // namespace featnet_impl
+
+std::string default_featnet_path() {
+  if (const char* env = std::getenv("DIFFUSE_FEATNET"); env && *env) return env;
+  for (const auto& dir : featnet_impl::asset_dirs())
+    if (std::filesystem::exists(dir + "/featnet_fmnist.safetensors")) return dir + "/featnet_fmnist.safetensors";
   return {};
 }
 
@@ -157,61 +235,79 @@ FeatNet load_default_featnet() {
   return FeatNet::load(path);
 }
 
+std::vector<FeatNetFile> available_featnets() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> paths;
+  if (const char* env = std::getenv("DIFFUSE_FEATNET"); env && *env) paths.push_back(env);
+  std::set<std::string> names;
+  for (const auto& dir : featnet_impl::asset_dirs()) {
+    std::error_code ec;
+    std::vector<std::string> here;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const auto name = it->path().filename().string();
+      if (name.rfind("featnet_", 0) == 0 && it->path().extension() == ".safetensors" && !names.count(name))
+        here.push_back(it->path().string());
+    }
+    std::sort(here.begin(), here.end());
+    for (const auto& p : here) names.insert(fs::path(p).filename().string());
+    paths.insert(paths.end(), here.begin(), here.end());
+  }
+  std::vector<FeatNetFile> out;
+  for (const auto& p : paths) {
+    auto file = load_safetensors(p);
+    out.push_back({p, featnet_impl::spec_from_metadata(file.metadata, p)});
+  }
+  return out;
+}
+
+std::string featnet_data_family(const std::string& spec) {
+  if (spec.rfind("fashion-mnist", 0) == 0) return "fashion-mnist";
+  if (spec == "emoji" || spec.rfind("emoji:", 0) == 0) return "emoji";
+  return "";
+}
+
+std::string data_split_spec(const std::string& spec, const std::string& split) {
+  if (split != "train" && split != "test") throw Error("split must be train or test, not '" + split + "'");
+  const auto family = featnet_data_family(spec);
+  if (family == "fashion-mnist") return "fashion-mnist:" + split;
+  if (family == "emoji") {
+    const auto o = parse_emoji_spec(spec);
+    return "emoji:" + split + (o.color_only ? ":color" : "") + (o.skin_tones ? "" : ":no-skin-tones");
+  }
+  throw Error("the data '" + spec + "' has no train and test splits",
+              "feature networks and their reference sets come from fashion-mnist or emoji");
+}
+
+FeatNetFile find_featnet(const std::string& family, int64_t channels, int64_t image_size,
+                         const std::string& background, bool exact) {
+  const auto all = available_featnets();
+  auto fits_family = [&](const FeatNetSpec& s) {
+    if (family.empty()) return true;
+    if (featnet_data_family(s.data) != family) return false;
+    return family != "emoji" || background.empty() || s.background.empty() || s.background == background;
+  };
+  for (const auto& f : all)
+    if (fits_family(f.spec) && f.spec.in_channels == channels && f.spec.image_size == image_size) return f;
+  if (!exact && !family.empty())
+    for (const auto& f : all)
+      if (fits_family(f.spec)) return f;
+  std::string list;
+  for (const auto& f : all)
+    list += (list.empty() ? "" : "; ") + f.path + " (" + f.spec.data +
+            (f.spec.background.empty() ? "" : " on " + f.spec.background) + ", " +
+            std::to_string(f.spec.in_channels) + "×" + std::to_string(f.spec.image_size) + "×" +
+            std::to_string(f.spec.image_size) + ")";
+  const auto C = std::to_string(channels), S = std::to_string(image_size);
+  throw Error("no feature network for " + featnet_impl::family_text(family, background) + C + "×" + S + "×" + S +
+                  " images; available: " + (list.empty() ? "none" : list),
+              "pass --featnet FILE (or --data fashion-mnist|emoji: compare at that network's size), or train "
+              "one: diffuse eval train-featnet --data " + (family.empty() ? std::string("SPEC") : family) +
+                  (family == "emoji" ? " --image-size " + S : "") + " --out FILE");
+}
+
 double featnet_accuracy(const FeatNet& net, const torch::Tensor& images, const torch::Tensor& labels) {
   auto pred = net.logits(images).argmax(1);
   return pred.eq(labels.to(torch::kLong)).to(torch::kFloat64).mean().item<double>();
-}
-
-FeatNet train_featnet(const FeatNetConfig& cfg, const std::string& data_dir,
-                      const std::function<void(const FeatNetReport&)>& on_epoch) {
-  validate(cfg);
-  if (cfg.threads > 0) torch::set_num_threads(int(cfg.threads));
-  auto train = load_fashion_mnist(data_dir, "train");
-  auto test = load_fashion_mnist(data_dir, "test");
-  torch::manual_seed(cfg.seed);
-  FeatNet net(cfg.feature_dim);
-  auto& m = net.module();
-  m.drop->options.p(cfg.dropout);
-  auto x_all = as_input(train.images);
-  auto y_all = train.labels.to(torch::kLong);
-  const int64_t N = x_all.size(0), per_epoch = N / cfg.batch, total = per_epoch * cfg.epochs;
-  torch::optim::AdamW opt(m.parameters(), torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.seed + 1);
-  Progress progress("featnet", total, 0, 50);
-  int64_t step = 0;
-  for (int64_t epoch = 1; epoch <= cfg.epochs; ++epoch) {
-    m.train();
-    auto perm = torch::randperm(N, gen, torch::kLong);
-    double loss_sum = 0, correct = 0;
-    for (int64_t b = 0; b < per_epoch; ++b, ++step) {
-      // lr(s) = lr · ½ (1 + cos(π s / S))
-      const double lr = cfg.lr * 0.5 * (1.0 + std::cos(M_PI * double(step) / double(total)));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-      auto idx = perm.slice(0, b * cfg.batch, (b + 1) * cfg.batch);
-      auto x = x_all.index_select(0, idx), y = y_all.index_select(0, idx);
-      if (cfg.hflip) {
-        auto flip = torch::rand({x.size(0)}, gen).lt(0.5).view({-1, 1, 1, 1});
-        x = torch::where(flip, x.flip(3), x);
-      }
-      auto logits = m.forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits, y);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>();
-      correct += logits.argmax(1).eq(y).sum().item<double>();
-      char extra[64];
-      std::snprintf(extra, sizeof extra, "epoch %lld  loss %.4f", (long long)epoch, loss_sum / double(b + 1));
-      progress.update(step + 1, extra);
-    }
-    m.eval();
-    FeatNetReport r{epoch, loss_sum / double(per_epoch), correct / double(per_epoch * cfg.batch),
-                    featnet_accuracy(net, test.images, test.labels)};
-    if (on_epoch) on_epoch(r);
-  }
-  progress.finish();
-  m.eval();
-  return net;
 }
 
 }  // namespace diffuse

@@ -122,6 +122,7 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       field("data", &TrainConfig::data),
       field("data_dir", &TrainConfig::data_dir),
       field("image_size", &TrainConfig::image_size),
+      field("background", &TrainConfig::background),
       section("schedule", &TrainConfig::schedule, schedule_fields),
       {"prediction", [](const json& j, TrainConfig& c) { c.prediction = parse_prediction_type(j.get<std::string>()); },
        [](const TrainConfig& c, json& j) { j["prediction"] = to_string(c.prediction); }},
@@ -199,7 +200,7 @@ void validate(const TrainConfig& c) {
   need(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must lie in [0, 1]", "e.g. 0.05");
   need(c.grad_clip >= 0, "grad_clip must be >= 0", "0 turns clipping off");
   need(c.ema_decay >= 0 && c.ema_decay < 1, "ema_decay must lie in [0, 1)", "e.g. 0.999");
-  need(c.threads >= 0, "threads must be >= 0", "0: all cores for images, 1 for vectors");
+  need(c.threads >= 0, "threads must be >= 0", "0: OMP_NUM_THREADS if set, else all cores for images, 1 for vectors");
   need(c.sample_every >= 0 && c.sample_n >= 1, "sample_every must be >= 0 and sample_n >= 1",
        "sample_every 0 turns the periodic sample grids off");
   need(c.picture_scale >= 0 && c.picture_scale <= kPictureMaxScale,
@@ -209,7 +210,8 @@ void validate(const TrainConfig& c) {
   need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
        "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");
   need(c.label_dropout >= 0 && c.label_dropout < 1, "label_dropout must lie in [0, 1)", "e.g. 0.1");
-  need(c.image_size >= 4, "image_size must be >= 4", "e.g. 28 or 32");
+  need(c.image_size == 0 || c.image_size >= 4, "image_size must be >= 4 (or 0: the data's default)",
+       "e.g. 28 or 32");
   make_schedule(c.schedule);  // throws on bad schedule parameters
   resolve_device(c.device);
 }

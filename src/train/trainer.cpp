@@ -226,6 +226,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
     r.sample_every = cfg.sample_every;
     r.picture_scale = cfg.picture_scale;
     r.device = cfg.device;
+    if (!cfg.data_dir.empty()) r.data_dir = cfg.data_dir;  // the same data, moved to another folder
     cfg = r;
     start_step = h.step;
     if (start_step >= cfg.steps)
@@ -254,6 +255,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   DataOptions dopt;
   dopt.data_dir = cfg.data_dir;
   dopt.image_size = cfg.image_size;
+  dopt.background = cfg.background;
   auto data = make_data_source(cfg.data, dopt);
   const auto shape = data->shape();
   const int64_t num_classes = cfg.class_conditional ? data->num_classes() : 0;
