@@ -10,9 +10,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "diffuse/io.hpp"
 #include "diffuse/nn/unet.hpp"
@@ -92,7 +95,11 @@ TEST(UnetReference, ParameterNamesAndCountsMatchPyTorch) {
     const std::string prefix = c + ".model.";
     for (const auto& [name, t] : reference().tensors)
       if (name.rfind(prefix, 0) == 0) py.insert(name.substr(prefix.size()));
-    EXPECT_EQ(cpp, py);
+    std::vector<std::string> only_cpp, only_py;
+    std::set_difference(cpp.begin(), cpp.end(), py.begin(), py.end(), std::back_inserter(only_cpp));
+    std::set_difference(py.begin(), py.end(), cpp.begin(), cpp.end(), std::back_inserter(only_py));
+    EXPECT_TRUE(only_cpp.empty()) << "C++ tensors missing in the reference: " << c10::Join(", ", only_cpp);
+    EXPECT_TRUE(only_py.empty()) << "reference tensors the C++ lacks: " << c10::Join(", ", only_py);
     int64_t n = 0;
     for (const auto& p : net->parameters()) n += p.numel();
     EXPECT_EQ(n, std::stoll(reference().metadata.at(c + ".parameters")));
