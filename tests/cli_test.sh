@@ -412,6 +412,34 @@ done
   json_ok fd-raw "$T/fdw_raw/fd.json" "abs(j['fd'] - json.load(open('$T/fdw_ema/fd.json'))['fd']) > 1e-6" ||
   bad "--weights raw samples differ from --weights ema"
 
+# eval fd on colour: 32×32 RGB samples take assets/featnet_emoji32 (by size and channels). 200 train
+# emoji against the emoji test split stay near the train-vs-test floor; the same images with their
+# channels rotated (RGB → GBR) or hue turned 90° (shapes kept, colours wrong) are far above it
+# (3.6× and 5.2× the floor; a colour-blind pipeline, luma in all channels, gets 1.1× and 1.0×). A run at a size no
+# network has is an error naming the shipped ones. train-featnet trains on emoji (16×16 here: RGB and
+# the nine groups go into the metadata), and eval fd uses such a network with --featnet.
+PERTURB="$(dirname "$0")/../tools/perturb_images.py"
+expect_ok fde-data "$BIN" data --data emoji --n 200 --out "$T/fde/real"
+rm -f "$T/fde/real/labels.csv"
+python3 "$PERTURB" "$T/fde/real" "$T/fde" channels,hue && ok || bad "perturb_images.py channels,hue"
+expect_ok fd-emoji "$BIN" eval fd --samples "$T/fde/real" --out "$T/fde_real" --threads 2
+json_ok fd-emoji-net "$T/fde_real/fd.json" 'j["featnet"].endswith("featnet_emoji32.safetensors") and '\
+'j["ref_data"] == "emoji:test" and j["n"] == 200 and j["floor"]["n"] == 200'
+json_ok fd-emoji-real "$T/fde_real/fd.json" 'j["fd"] < 1.5 * j["floor"]["fd"]'
+expect_ok fd-emoji-channels "$BIN" eval fd --samples "$T/fde/channels" --out "$T/fde_channels" --threads 2
+json_ok fd-emoji-shuffled "$T/fde_channels/fd.json" "j['fd'] > 3 * json.load(open('$T/fde_real/fd.json'))['floor']['fd']"
+expect_ok fd-emoji-hue "$BIN" eval fd --samples "$T/fde/hue" --out "$T/fde_hue" --threads 2
+json_ok fd-emoji-hue-far "$T/fde_hue/fd.json" "j['fd'] > 3 * json.load(open('$T/fde_real/fd.json'))['floor']['fd']"
+expect_fail fd-emoji-nonet "featnet_emoji32.safetensors (emoji on white, 3×32×32)" \
+  "$BIN" eval fd --run "$T/rgbrun" --n 2 --sampler ddim --steps 2 --out "$T/x"
+expect_ok featnet-emoji "$BIN" eval train-featnet --data emoji --image-size 16 --epochs 1 --batch 64 --min-accuracy 0 \
+  --threads 2 --out "$T/fe16.safetensors"
+fe_meta=$(for k in in_channels image_size num_classes data; do python3 "$TF" meta "$T/fe16.safetensors" $k; done | tr '\n' ' ')
+[ "$fe_meta" = "3 16 9 emoji " ] && ok || bad "emoji feature network metadata: $fe_meta"
+expect_ok fd-featnet16 "$BIN" eval fd --run "$T/rgbrun" --n 4 --sampler ddim --steps 2 --featnet "$T/fe16.safetensors" \
+  --out "$T/fd16" --threads 2
+json_ok fd-featnet16-ref "$T/fd16/fd.json" 'j["ref_data"] == "emoji:test" and j["n"] == 4 and len(j["class_histogram"]) == 9'
+
 # restoration on RGB: a tiny U-Net trained briefly on a folder of generated 16×16 RGB PNGs colorizes
 # the luma of one of them and upscales its 2×2 means; ddnm keeps A x̂ = y, so restore_png_check.py
 # finds the input's luma (block means) in each output within 8-bit rounding, checks the size, and
@@ -438,6 +466,40 @@ for k in 0 1; do
 done
 expect_fail colorize-rgb-input "expected 1-channel 16×16" "$BIN" colorize --run "$T/rcrun" --image "$T/rcin/truth.png" --out "$T/x.png"
 expect_fail upscale-factor "expected 3-channel 4×4" "$BIN" upscale --run "$T/rcrun" --image "$T/rcin/low.png" --factor 4 --out "$T/x.png"
+
+# colour on real data: a tiny RGB run on the emoji test split (16×16 on mid gray); colorize keeps the
+# luma of its gray input at every pixel for ddnm and dps alike (keep_luma: no pixel left out, unlike a
+# clamp); upscale ×4 of a 4×4 test emoji gives 16×16 RGB (its block means are checked on the folder
+# run above: this run's outputs are still mostly noise at 0 and 255)
+cat >"$T/emo.json" <<'JSON'
+{"data": "emoji:test", "image_size": 16, "background": "#808080", "class_conditional": true,
+ "schedule": {"kind": "linear", "T": 20, "beta_start": 0.005, "beta_end": 0.5},
+ "unet": {"base_channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_resolutions": [], "head_channels": 8, "groups": 4, "dropout": 0},
+ "steps": 30, "batch": 8, "log_every": 10}
+JSON
+expect_ok emoji-train "$BIN" train --config "$T/emo.json" --out "$T/emo"
+json_ok emoji-run "$T/emo/config.json" 'j["unet"]["in_channels"] == 3 and j["unet"]["num_classes"] == 9'
+EMO=(--data emoji:test --image-size 16 --background "#808080" --n 1 --index 320)
+expect_ok emoji-gray "$BIN" data "${EMO[@]}" --gray --out "$T/egray.png"
+expect_ok emoji-low "$BIN" data "${EMO[@]}" --size 4 --out "$T/elow.png"
+for m in ddnm dps; do
+  expect_ok "emoji-colorize-$m" "$BIN" colorize --run "$T/emo" --image "$T/egray.png" --method $m --steps 5 --n 2 --out "$T/ecol_$m.png"
+  for k in 0 1; do
+    python3 - "$TF" "$T/ecol_${m}_$k.png" "$T/egray.png" <<'PY' && ok || bad "emoji colorize ($m, $k) keeps the luma of its input"
+import os, sys; sys.path.insert(0, os.path.dirname(sys.argv[1])); from testfiles import read_png
+(w, h, c, a), (gw, gh, gc, g) = read_png(sys.argv[2]), read_png(sys.argv[3])
+assert (w, h, c, gw, gh, gc) == (16, 16, 3, 16, 16, 1), (w, h, c, gw, gh, gc)
+err = max(abs(0.299 * a[3 * p] + 0.587 * a[3 * p + 1] + 0.114 * a[3 * p + 2] - g[p]) for p in range(w * h))
+chroma = sum(max(a[3 * p:3 * p + 3]) - min(a[3 * p:3 * p + 3]) for p in range(w * h)) / (w * h)
+assert err <= 0.5 + 1e-3 and chroma > 1, f"luma error {err:.3f} (every pixel; rounding allows 0.5), chroma {chroma:.2f}"
+PY
+  done
+done
+expect_ok emoji-truth "$BIN" data "${EMO[@]}" --out "$T/etruth.png"
+expect_ok emoji-upscale "$BIN" upscale --run "$T/emo" --image "$T/elow.png" --factor 4 --steps 5 --n 2 \
+  --truth "$T/etruth.png" --out "$T/eup.png"
+[ "$(rgb_ihdr "$T/eup_1.png")" = "16 16 2" ] && grep -Eq "restoration 1: PSNR [0-9]+\.[0-9]+ dB" "$T/out.txt" && ok ||
+  bad "emoji upscale: 16×16 RGB restorations and their PSNR: $(rgb_ihdr "$T/eup_1.png"), $(cat "$T/out.txt")"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -132,7 +132,7 @@ void run_task(const RestoreOpts& o) {
   std::vector<torch::Tensor> cols{to_figure(input, C, R), to_figure(A.pinv(y), C, R), to_uint8(x)};
   if (truth.defined()) cols.push_back(to_uint8(truth));
   auto row = torch::cat(cols);
-  write_png(o.out, make_grid(row, row.size(0), 2));
+  write_picture(o.out, make_grid(row, row.size(0), 2));  // enlarged to be seen; OUT_k.png stay native
   const std::string stem = o.out.size() > 4 && o.out.substr(o.out.size() - 4) == ".png" ? o.out.substr(0, o.out.size() - 4)
                                                                                      : o.out;
   auto u8 = to_uint8(x);
