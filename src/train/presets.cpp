@@ -28,10 +28,10 @@ const Preset kPresets[] = {
                   "attention_resolutions": [7], "head_channels": 32, "dropout": 0.0, "groups": 8},
          "steps": 3600, "batch": 64, "lr": 1e-3, "warmup": 200, "ema_decay": 0.998,
          "log_every": 50, "checkpoint_every": 250, "sample_every": 1000, "sample_n": 20})"},
-    // Emoji (3×32×32, 9 classes, 3 201 training images), sized by measurement (docs/colour.md):
-    // base 32 with four levels (32, 16, 8, 4) trains as fast as with three (37 images/s) and
-    // holds more; base 48 (22 images/s) or 64 with attention at 16 (9 images/s) would see the
-    // set 2–4× fewer times in the hour. An hour is ~36 epochs, so dropout 0.1 is kept.
+    // Emoji (3×32×32, 9 classes, 3 201 training images), sized by measurement on a quiet machine
+    // (2026-11-30, batch 64, 2 threads, docs/colour.md): base 32 with three levels (32, 16, 8) and
+    // no dropout trains at 0.67 it/s (43 images/s); a fourth level (…, 4) costs 22% (0.52 it/s)
+    // and dropout 0.1 another 12% (0.46 it/s). The hour is ~48 epochs of the set.
     {"emoji-tiny", "emoji 32×32, small class-conditional U-Net, T = 250: the colour demo (~7 min)",
      R"({"data": "emoji", "class_conditional": true, "label_dropout": 0.1,
          "schedule": {"kind": "linear", "T": 250, "beta_start": 4e-4, "beta_end": 0.08},
@@ -39,13 +39,13 @@ const Preset kPresets[] = {
                   "attention_resolutions": [8], "head_channels": 32, "dropout": 0.0, "groups": 8},
          "steps": 800, "batch": 32, "lr": 2e-3, "warmup": 100, "ema_decay": 0.99,
          "log_every": 50, "checkpoint_every": 200, "sample_every": 400, "sample_n": 18})"},
-    {"emoji-32", "emoji 32×32, class-conditional U-Net, T = 1000: best quality per hour",
+    {"emoji-32", "emoji 32×32, class-conditional U-Net, T = 1000: best quality per hour (~57 min)",
      R"({"data": "emoji", "class_conditional": true, "label_dropout": 0.1,
          "schedule": {"kind": "linear", "T": 1000},
-         "unet": {"base_channels": 32, "channel_mult": [1, 2, 2, 2], "blocks_per_level": 2,
-                  "attention_resolutions": [8], "head_channels": 32, "dropout": 0.1, "groups": 8},
-         "steps": 1800, "batch": 64, "lr": 1e-3, "warmup": 200, "ema_decay": 0.998,
-         "log_every": 50, "checkpoint_every": 250, "sample_every": 900, "sample_n": 18})"},
+         "unet": {"base_channels": 32, "channel_mult": [1, 2, 2], "blocks_per_level": 2,
+                  "attention_resolutions": [8], "head_channels": 32, "dropout": 0.0, "groups": 8},
+         "steps": 2200, "batch": 64, "lr": 1e-3, "warmup": 200, "ema_decay": 0.998,
+         "log_every": 50, "checkpoint_every": 250, "sample_every": 1100, "sample_n": 18})"},
 };
 }  // namespace
 
