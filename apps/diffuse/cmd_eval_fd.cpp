@@ -171,6 +171,20 @@ void add_eval_fd(CLI::App& eval) {
       dc.seed = o->seed;
       dc.guidance = o->guidance;
       dc.sampler = o->sampler.resolve();
+      if (run.config.unet.num_classes > 0) {
+        // Classes in the proportions of the run's training data (emoji: 58 % people-body), so
+        // that the samples and the reference have the same mix; i mod K if it has no labels.
+        DataOptions d;
+        d.data_dir = !o->data_dir.empty() ? o->data_dir : run.config.data_dir;
+        d.image_size = run.config.image_size;
+        d.background = run.config.background;
+        const auto train_labels = make_data_source(run.config.data, d)->labels();
+        if (train_labels.defined() && train_labels.numel() > 0) {
+          auto counts = torch::bincount(train_labels.to(torch::kLong), {}, run.config.unet.num_classes).to(torch::kFloat64);
+          if (counts.size(0) == run.config.unet.num_classes)
+            dc.class_weights = std::vector<double>(counts.data_ptr<double>(), counts.data_ptr<double>() + counts.size(0));
+        }
+      }
       Progress progress("sampling", dc.n, 0, 1);
       auto drawn = draw_samples(run, dc, resolve_device(o->device), [&](int64_t done) { progress.update(done); });
       progress.finish();
@@ -275,7 +289,7 @@ void add_eval_fd(CLI::App& eval) {
     }
     ensure_dir(o->out);
     write_file_atomic(o->out + "/fd.json", [&](std::ostream& f) { f << j.dump(2) << "\n"; });
-    write_png(o->out + "/fd_samples.png", make_grid(samples.slice(0, 0, 100), 10, 2));
+    write_picture(o->out + "/fd_samples.png", make_grid(samples.slice(0, 0, 100), 10, 2));  // enlarged to be seen
     std::printf("wrote %s/fd.json and %s/fd_samples.png\n", o->out.c_str(), o->out.c_str());
   });
 }

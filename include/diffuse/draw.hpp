@@ -24,6 +24,12 @@ struct DrawConfig {
   SamplerConfig sampler;     // default: DDPM over all T steps
   double guidance = 1.0;     // classifier-free guidance scale (class-conditional runs)
   int64_t fixed_class = -1;  // class-conditional runs: this class, or −1 for classes in turn (i mod K)
+  // With fixed_class −1: empty → classes in turn (i mod K); else K weights (e.g. the training
+  // split's class counts): sample i gets the class furthest behind its share,
+  // argmax_c (w_c (i + 1) − n_c(i)) with w normalised and ties to the lower class, so every
+  // prefix of the samples holds the classes close to their shares and label i does not
+  // depend on n or the batch (equal weights give i mod K).
+  std::vector<double> class_weights;
 };
 
 struct Drawn {
@@ -79,6 +85,9 @@ struct DrawHooks {
 };
 
 // Draws cfg.n samples batch by batch. The hooks change nothing drawn.
+// The labels of n samples in proportion to `weights` (DrawConfig::class_weights).
+torch::Tensor labels_in_proportion(const std::vector<double>& weights, int64_t num_classes, int64_t n);
+
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
                    const DrawHooks& hooks);
 // on_batch(done): called after each batch with the number of samples drawn so far.

@@ -49,6 +49,32 @@ std::vector<torch::Tensor> ChainRecorder::states() const {
   return x;
 }
 
+torch::Tensor labels_in_proportion(const std::vector<double>& weights, int64_t num_classes, int64_t n) {
+  if (int64_t(weights.size()) != num_classes)
+    throw Error("class weights: " + std::to_string(weights.size()) + " given for " + std::to_string(num_classes) +
+                " classes");
+  double total = 0;
+  for (double w : weights) {
+    if (!(w >= 0) || !std::isfinite(w)) throw Error("class weights must be finite and >= 0");
+    total += w;
+  }
+  if (!(total > 0)) throw Error("class weights: at least one must be > 0");
+  std::vector<int64_t> count(num_classes, 0);
+  auto out = torch::empty({n}, torch::kLong);
+  auto* o = out.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t best = 0;
+    double best_deficit = -1e300;
+    for (int64_t c = 0; c < num_classes; ++c) {  // w_c (i + 1) − n_c: how far class c is behind its share
+      const double deficit = weights[c] / total * double(i + 1) - double(count[c]);
+      if (deficit > best_deficit + 1e-12) best = c, best_deficit = deficit;
+    }
+    ++count[best];
+    o[i] = best;
+  }
+  return out;
+}
+
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
                    const DrawHooks& hooks) {
   if (cfg.n < 1 || cfg.batch < 1) throw Error("the number of samples and the batch must be >= 1");
@@ -60,6 +86,9 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
   if (cfg.fixed_class >= num_classes)
     throw Error("class " + std::to_string(cfg.fixed_class) + " does not exist",
                 num_classes > 0 ? "classes are 0 … " + std::to_string(num_classes - 1) : "the run is unconditional");
+  torch::Tensor proportional;  // the labels of all n samples, with class_weights
+  if (num_classes > 0 && cfg.fixed_class < 0 && !cfg.class_weights.empty())
+    proportional = labels_in_proportion(cfg.class_weights, num_classes, cfg.n);
   GuidedDenoiser guided(*run.denoiser, cfg.guidance, num_classes);
   const Denoiser& denoiser = num_classes > 0 ? static_cast<const Denoiser&>(guided) : *run.denoiser;
   std::vector<torch::Tensor> parts, labels;
@@ -70,8 +99,9 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
     Conditioning cond;
     torch::Tensor batch_labels;
     if (num_classes > 0) {
-      batch_labels = cfg.fixed_class >= 0 ? torch::full({b}, cfg.fixed_class, torch::kLong)
-                                          : torch::arange(first, first + b, torch::kLong) % num_classes;
+      batch_labels = cfg.fixed_class >= 0   ? torch::full({b}, cfg.fixed_class, torch::kLong)
+                     : proportional.defined() ? proportional.slice(0, first, first + b)
+                                              : torch::arange(first, first + b, torch::kLong) % num_classes;
       cond.labels = batch_labels.to(device);
     }
     const bool record = first == 0 && !hooks.chains.empty();
