@@ -479,6 +479,12 @@ cat >"$T/emo.json" <<'JSON'
 JSON
 expect_ok emoji-train "$BIN" train --config "$T/emo.json" --out "$T/emo"
 json_ok emoji-run "$T/emo/config.json" 'j["unet"]["in_channels"] == 3 and j["unet"]["num_classes"] == 9'
+# the evaluation commands on the RGB run: the bound over 3·16·16 dimensions of emoji test images,
+# and the spectra of its data and samples (3·16·16-dimensional vectors)
+expect_ok emoji-nll "$BIN" eval nll --run "$T/emo" --n 4 --batch 4 --out "$T/enll"
+json_ok emoji-nll-dims "$T/enll/nll.json" 'j["dims"] == 768 and j["data"] == "emoji:test" and 0 < j["bound"] < 20 and "emoji test split" in j["evaluated_on"]'
+expect_ok emoji-spectrum "$BIN" eval spectrum --run "$T/emo" --n 64 --sampler ddim --steps 3 --out "$T/espec/s.png"
+[ -s "$T/espec/s.png" ] && [ -s "$T/espec/s.json" ] && ok || bad "eval spectrum on the RGB emoji run writes its figure and report"
 EMO=(--data emoji:test --image-size 16 --background "#808080" --n 1 --index 320)
 expect_ok emoji-gray "$BIN" data "${EMO[@]}" --gray --out "$T/egray.png"
 expect_ok emoji-low "$BIN" data "${EMO[@]}" --size 4 --out "$T/elow.png"
