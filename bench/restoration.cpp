@@ -139,10 +139,7 @@ int main(int argc, char** argv) try {
   if (tasks_s.empty()) tasks_s = emoji ? "colorize,sr2,sr4" : "box,random,sr4,sdedit";
   ensure_dir(out_dir);
   const int64_t C = run.config.unet.in_channels, R = run.config.unet.image_size, K = run.config.unet.num_classes;
-  DataOptions dopt;
-  dopt.data_dir = run.config.data_dir;
-  dopt.image_size = run.config.image_size;
-  dopt.background = run.config.background;
+  const DataOptions dopt = data_options(run.config);
   auto test = make_data_source(data_split_spec(run.config.data, "test"), dopt);
   const int64_t size = test->size();
   if (n == 0) n = emoji ? size : 500;

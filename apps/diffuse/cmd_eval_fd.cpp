@@ -174,10 +174,8 @@ void add_eval_fd(CLI::App& eval) {
       if (run.config.unet.num_classes > 0) {
         // Classes in the proportions of the run's training data (emoji: 58 % people-body), so
         // that the samples and the reference have the same mix; i mod K if it has no labels.
-        DataOptions d;
-        d.data_dir = !o->data_dir.empty() ? o->data_dir : run.config.data_dir;
-        d.image_size = run.config.image_size;
-        d.background = run.config.background;
+        DataOptions d = data_options(run.config);
+        if (!o->data_dir.empty()) d.data_dir = o->data_dir;
         const auto train_labels = make_data_source(run.config.data, d)->labels();
         if (train_labels.defined() && train_labels.numel() > 0) {
           auto counts = torch::bincount(train_labels.to(torch::kLong), {}, run.config.unet.num_classes).to(torch::kFloat64);

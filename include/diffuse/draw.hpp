@@ -84,10 +84,10 @@ struct DrawHooks {
   bool keep_samples = true;
 };
 
-// Draws cfg.n samples batch by batch. The hooks change nothing drawn.
 // The labels of n samples in proportion to `weights` (DrawConfig::class_weights).
 torch::Tensor labels_in_proportion(const std::vector<double>& weights, int64_t num_classes, int64_t n);
 
+// Draws cfg.n samples batch by batch. The hooks change nothing drawn.
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
                    const DrawHooks& hooks);
 // on_batch(done): called after each batch with the number of samples drawn so far.

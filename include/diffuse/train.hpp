@@ -73,6 +73,8 @@ std::string train_config_to_json(const TrainConfig& c);  // pretty JSON, every f
 TrainConfig train_config_from_json(const std::string& json_text, const TrainConfig& base = {},
                                    const std::string& source = "config");
 TrainConfig load_train_config_file(const std::string& path, const TrainConfig& base = {});
+// The data options a run was trained with (data_dir, image_size, background).
+DataOptions data_options(const TrainConfig& c);
 
 // Named presets (fmnist-tiny, fmnist-base): complete configs to start from.
 std::vector<std::string> preset_names();

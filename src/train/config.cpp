@@ -231,4 +231,12 @@ torch::Device resolve_device(const std::string& name) {
   throw Error("unknown device '" + name + "'", "valid devices: auto, cpu, cuda, cuda:N");
 }
 
+DataOptions data_options(const TrainConfig& c) {
+  DataOptions o;
+  o.data_dir = c.data_dir;
+  o.image_size = c.image_size;
+  o.background = c.background;
+  return o;
+}
+
 }  // namespace diffuse

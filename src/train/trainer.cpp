@@ -252,11 +252,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
 
   // Data, its normalisation (vectors only: images are already in [−1, 1]) and
   // the data-derived network sizes.
-  DataOptions dopt;
-  dopt.data_dir = cfg.data_dir;
-  dopt.image_size = cfg.image_size;
-  dopt.background = cfg.background;
-  auto data = make_data_source(cfg.data, dopt);
+  auto data = make_data_source(cfg.data, data_options(cfg));
   const auto shape = data->shape();
   const int64_t num_classes = cfg.class_conditional ? data->num_classes() : 0;
   if (cfg.class_conditional && num_classes < 1)
