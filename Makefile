@@ -1,7 +1,7 @@
 # diffuse — the two commands of the README:
 #   make demo   installs missing Debian packages, builds, trains small models, writes pictures
 #   make test   builds and runs every test
-.PHONY: all setup build test demo demo-colour bench clean install cli-reference
+.PHONY: all setup build test demo demo-colour bench clean install cli-reference fuzz test-asan
 
 BUILD ?= build
 PREFIX ?= $(CURDIR)/install
@@ -61,6 +61,28 @@ demo-colour: build
 bench: build
 	@$(MAKE) --no-print-directory setup PACKAGES="$(BENCH_PACKAGES)"
 	bash bench/train_throughput.sh $(BUILD)/bench/bench_train_throughput
+
+# Fuzzing (docs/reliability.md): clang + libFuzzer, the library under ASan + UBSan, every target of
+# fuzz/targets/ for FUZZ_SECONDS from the seeds in fuzz/corpus/. `make test` replays the corpora.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+fuzz: setup
+	@$(MAKE) --no-print-directory setup PACKAGES="$(FUZZ_PACKAGES)"
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DDIFFUSE_FUZZ=ON -DDIFFUSE_BUILD_TESTS=OFF \
+	  -DDIFFUSE_BUILD_APPS=OFF -DDIFFUSE_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_BUILD)
+	bash tools/run_fuzz.sh $(FUZZ_BUILD) fuzz/corpus $(FUZZ_SECONDS)
+
+# The library and the unit tests (not the CLI scripts) under AddressSanitizer + UBSan (gcc).
+ASAN_BUILD ?= build-asan
+test-asan: setup
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  -DDIFFUSE_SANITIZE=ON -DDIFFUSE_BUILD_APPS=OFF -DDIFFUSE_BUILD_BENCH=OFF
+	cmake --build $(ASAN_BUILD)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=0:detect_container_overflow=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 2400
 
 install: build
 	cmake --install $(BUILD)

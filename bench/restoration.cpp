@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "diffuse/data.hpp"
+#include "bench_util.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/featnet.hpp"
 #include "diffuse/image_io.hpp"
@@ -44,13 +45,7 @@ namespace {
 using namespace diffuse;
 using Clock = std::chrono::steady_clock;
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using diffuse::bench::split;
 
 // PSNR per image on [0, 1]: 10 log10(1 / MSE), averaged.
 double psnr(const torch::Tensor& a, const torch::Tensor& b) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "diffuse/draw.hpp"
+#include "bench_util.hpp"
 #include "diffuse/error.hpp"
 #include "diffuse/featnet.hpp"
 #include "diffuse/guidance.hpp"
@@ -44,13 +45,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace diffuse;
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using diffuse::bench::split;
 
 // 8-bit images as (N, C·H·W) pixels in [−1, 1].
 torch::Tensor pixels(const torch::Tensor& u8) { return u8.to(torch::kFloat64).div(127.5).sub(1.0).flatten(1); }

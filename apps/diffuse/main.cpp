@@ -1,6 +1,7 @@
 // diffuse — diffusion models in C++: train, sample, evaluate.
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -9,6 +10,9 @@
 #include "diffuse/version.hpp"
 
 int main(int argc, char** argv) {
+  // A file size limit (ulimit -f) fails the write with EFBIG, reported with the file's name,
+  // instead of killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   // The name is fixed so that help shows "Usage: diffuse …" however the binary was called.
   CLI::App app{"diffuse — train, sample and evaluate denoising diffusion models (DDPM) in C++", "diffuse"};
   app.set_version_flag("--version", std::string("diffuse ") + diffuse::version());

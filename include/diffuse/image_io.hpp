@@ -38,6 +38,13 @@ LabeledImages load_fashion_mnist(const std::string& dir, const std::string& spli
 // "sneaker", "bag", "ankle boot" (label 0 … 9).
 const std::vector<std::string>& fashion_mnist_classes();
 
+// The largest image the readers accept (a decompression bomb or a corrupt size field is an
+// error, not an allocation): at most kMaxImageSide pixels per side and kMaxImagePixels in all.
+constexpr int64_t kMaxImageSide = 16384;
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 67 M pixels (8192 × 8192)
+// Throws diffuse::Error naming `path` when width × height exceeds those limits.
+void check_image_size(const std::string& path, int64_t width, int64_t height);
+
 // PNG (libpng), any bit depth and colour type, converted to 8-bit grayscale
 // (C = 1) or RGB (C = 3): alpha dropped (not composited), palettes expanded,
 // 16-bit samples reduced to their high byte. Returns (C, H, W) uint8.

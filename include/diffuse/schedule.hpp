@@ -22,6 +22,8 @@ enum class ScheduleKind {
 
 std::string to_string(ScheduleKind kind);
 ScheduleKind parse_schedule_kind(const std::string& name);  // throws, listing the valid names
+// The most diffusion steps T a schedule may have (a custom file may hold no more values).
+constexpr int64_t kMaxScheduleSteps = 100000;
 std::vector<std::string> schedule_kind_names();
 
 struct ScheduleConfig {

@@ -123,6 +123,11 @@ FeatNetSpec spec_from_metadata(const std::map<std::string, std::string>& m, cons
   } catch (const std::exception& e) {
     throw Error(path + ": unreadable feature network metadata (" + e.what() + ")");
   }
+  if (s.feature_dim < 1 || s.feature_dim > 65536 || (s.in_channels != 1 && s.in_channels != 3) ||
+      s.image_size < 8 || s.image_size > 1024 || s.class_names.size() > 100000)
+    throw Error(path + ": feature network metadata out of range (feature_dim " + std::to_string(s.feature_dim) +
+                ", in_channels " + std::to_string(s.in_channels) + ", image_size " + std::to_string(s.image_size) + ")",
+                "feature_dim 1 … 65536, in_channels 1 or 3, image_size 8 … 1024");
   if (s.class_names.empty()) s.class_names = fashion_mnist_classes();
   if (auto v = get("num_classes"); v && std::to_string(s.class_names.size()) != *v)
     throw Error(path + ": num_classes " + *v + " but " + std::to_string(s.class_names.size()) + " class names");

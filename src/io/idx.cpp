@@ -16,6 +16,8 @@ namespace diffuse {
 namespace idx_io {
 namespace {
 
+constexpr size_t kMaxIdxBytes = size_t(2) << 30;  // 2 GiB decompressed
+
 // The whole (decompressed) file. zlib's gz* functions read plain files unchanged.
 std::string idx_read_all(const std::string& path) {
   std::error_code ec;
@@ -38,6 +40,10 @@ std::string idx_read_all(const std::string& path) {
                   "the file may be corrupt; a .gz file must be a complete gzip stream");
     }
     if (n == 0) break;
+    // A few bytes of gzip can inflate to gigabytes: stop at a size no IDX file of images reaches.
+    if (data.size() + size_t(n) > kMaxIdxBytes)
+      throw Error("IDX file '" + path + "' is larger than " + std::to_string(kMaxIdxBytes >> 20) + " MB",
+                  "diffuse reads IDX files of up to that size (Fashion-MNIST's largest is 47 MB)");
     data.append(chunk.data(), size_t(n));
   }
   int code = 0;
@@ -76,12 +82,18 @@ torch::Tensor read_idx(const std::string& path) {
     throw Error("IDX file '" + path + "' is truncated (in its header of " + std::to_string(ndim) +
                 " dimensions)");
   std::vector<int64_t> dims(ndim);
-  uint64_t count = 1;
+  uint64_t count = 1, nonzero = 1;  // nonzero: the product of the dimensions other than 0
   for (int i = 0; i < ndim; ++i) {
     const unsigned char* p = b + 4 + 4 * i;
     dims[i] = (int64_t(p[0]) << 24) | (int64_t(p[1]) << 16) | (int64_t(p[2]) << 8) | int64_t(p[3]);
-    count = dims[i] == 0 ? 0 : (count > (uint64_t(1) << 62) / uint64_t(dims[i]) ? (uint64_t(1) << 62)
-                                                                                : count * uint64_t(dims[i]));
+    if (dims[i] == 0) {
+      count = 0;
+      continue;
+    }
+    if (nonzero > (uint64_t(1) << 62) / uint64_t(dims[i]))
+      throw Error("IDX file '" + path + "' has dimensions whose product overflows", "the file is corrupt");
+    nonzero *= uint64_t(dims[i]);
+    if (count) count = nonzero;
   }
   const size_t offset = 4 + 4 * size_t(ndim), have = data.size() - offset;
   if (have < count)

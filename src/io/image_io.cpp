@@ -103,6 +103,8 @@ bool png_decode(PngSource* src, PngDecoded* out, PngMessage* msg) {
     return false;
   }
   png_set_read_fn(png, src, png_read_from);
+  png_set_user_limits(png, kMaxImageSide, kMaxImageSide);  // IHDR beyond this: a png_error
+  png_set_chunk_malloc_max(png, 64u << 20);                 // ancillary chunks (iCCP, zTXt…) up to 64 MB
   png_read_info(png, info);
   png_set_expand(png);       // palette → RGB, gray of 1/2/4 bits → 8, tRNS → alpha
   png_set_strip_16(png);     // 16-bit → 8 (high byte)
@@ -115,6 +117,7 @@ bool png_decode(PngSource* src, PngDecoded* out, PngMessage* msg) {
     png_error(png, "unsupported pixel layout after conversion");
   const size_t rowbytes = png_get_rowbytes(png, info);
   if (rowbytes != size_t(w) * channels) png_error(png, "unexpected row size");
+  if (uint64_t(w) * h > uint64_t(kMaxImagePixels)) png_error(png, "image has too many pixels");
   pixels = static_cast<unsigned char*>(std::malloc(rowbytes * h));
   rows = static_cast<png_bytep*>(std::malloc(sizeof(png_bytep) * h));
   if (!pixels || !rows) png_error(png, "out of memory (image too large)");
@@ -178,6 +181,14 @@ std::string png_read_bytes(const std::string& path) {
 
 }  // namespace
 }  // namespace png_io
+
+void check_image_size(const std::string& path, int64_t width, int64_t height) {
+  if (width < 1 || height < 1 || width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels)
+    throw Error("'" + path + "' is " + std::to_string(width) + "×" + std::to_string(height) +
+                    " pixels, beyond what diffuse reads",
+                "images may have at most " + std::to_string(kMaxImageSide) + " pixels per side and " +
+                    std::to_string(kMaxImagePixels) + " pixels in all");
+}
 
 torch::Tensor read_png(const std::string& path) {
   const std::string bytes = png_io::png_read_bytes(path);

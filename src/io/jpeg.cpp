@@ -31,6 +31,15 @@ void jpeg_on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
+// Warnings (a cut-off or damaged stream that libjpeg would fill with gray) are kept, not
+// printed; read_jpeg turns them into an error.
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level < 0) {
+    auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+    if (err->mgr.num_warnings++ == 0) (*cinfo->err->format_message)(cinfo, err->message);
+  }
+}
+
 std::string lower_extension(const std::string& path) {
   auto ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
@@ -45,6 +54,7 @@ torch::Tensor read_jpeg(const std::string& path) {
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_on_error;
+  err.mgr.emit_message = jpeg_on_message;
   err.message[0] = '\0';
   // Everything that needs destruction lives outside the setjmp region (no C++ objects are
   // created between setjmp and a possible longjmp).
@@ -56,6 +66,14 @@ torch::Tensor read_jpeg(const std::string& path) {
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, f.get());
   jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.image_width > kMaxImageSide || cinfo.image_height > kMaxImageSide ||
+      int64_t(cinfo.image_width) * cinfo.image_height > kMaxImagePixels) {
+    const std::string size = std::to_string(cinfo.image_width) + "×" + std::to_string(cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    throw Error("'" + path + "' is " + size + " pixels, beyond what diffuse reads",
+                "images may have at most " + std::to_string(kMaxImageSide) + " pixels per side and " +
+                    std::to_string(kMaxImagePixels) + " pixels in all");
+  }
   // Gray stays gray; everything else (YCbCr, CMYK, …) is converted to RGB by libjpeg.
   const bool gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
   cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
@@ -68,7 +86,10 @@ torch::Tensor read_jpeg(const std::string& path) {
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_decompress(&cinfo);
+  const bool damaged = err.mgr.num_warnings > 0;
   jpeg_destroy_decompress(&cinfo);
+  if (damaged)
+    throw Error("'" + path + "' is a damaged JPEG: " + err.message, "the file is truncated or corrupt");
   return out.permute({2, 0, 1}).contiguous();  // (C, H, W)
 }
 

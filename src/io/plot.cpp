@@ -4,6 +4,7 @@
 // output file) prompt on stdin or call exit(), so both are checked beforehand;
 // PLplot's global stream table is not thread-safe, so calls are serialised.
 #include "diffuse/plot.hpp"
+#include "diffuse/io.hpp"
 
 #include <plstream.h>
 #include <sys/stat.h>
@@ -350,6 +351,20 @@ void render(const Figure& fig, const std::string& file, int width, int height, i
 
 }  // namespace
 
+namespace {
+// Whether the file ends with a PNG's IEND chunk (length 0, "IEND", its CRC).
+bool ends_with_png_iend(const std::string& file) {
+  static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  FILE* f = std::fopen(file.c_str(), "rb");
+  if (!f) return false;
+  unsigned char tail[12];
+  const bool ok = std::fseek(f, -12, SEEK_END) == 0 && std::fread(tail, 1, 12, f) == 12 &&
+                  std::memcmp(tail, iend, 12) == 0;
+  std::fclose(f);
+  return ok;
+}
+}  // namespace
+
 void save_png(const Figure& fig, const std::string& path) {
   validate(fig, path);
   int ncols =
@@ -370,8 +385,11 @@ void save_png(const Figure& fig, const std::string& path) {
     struct stat st {};
     if (::stat(tmp.c_str(), &st) != 0 || st.st_size == 0)
       fail("PLplot produced no output for '" + path + "'");
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      fail("cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno));
+    // A full disk leaves a cut-off PNG (cairo does not report it): only a file that ends with
+    // the IEND chunk is renamed onto `path`.
+    if (!ends_with_png_iend(tmp))
+      fail("cannot write '" + path + "': the PNG came out incomplete (is the disk full?)");
+    diffuse::commit_temp(tmp, path);  // fsync, rename, fsync the folder
   } catch (...) {
     std::remove(tmp.c_str());
     throw;

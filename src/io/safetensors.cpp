@@ -62,41 +62,71 @@ SafetensorsFile load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open '" + path + "'", "check the path (is the run folder right?)");
   in.seekg(0, std::ios::end);
-  const uint64_t size = in.tellg();
+  const auto end = in.tellg();
+  if (end < 0) throw Error("cannot read '" + path + "'", "it must be a regular file");
+  const uint64_t size = uint64_t(end);
   in.seekg(0);
   unsigned char len[8];
   if (size < 8 || !in.read(reinterpret_cast<char*>(len), 8))
     throw Error("'" + path + "' is not a safetensors file (too short)");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-  if (n > size - 8) throw Error("'" + path + "' is not a safetensors file (bad header length)");
+  // The header length is bounded by the file before anything is allocated (the reference
+  // implementation also caps it at 100 MB).
+  if (n > size - 8 || n > (uint64_t(100) << 20))
+    throw Error("'" + path + "' is not a safetensors file (its header length " + std::to_string(n) +
+                    " does not fit the file of " + std::to_string(size) + " bytes)",
+                "the file is truncated or not a checkpoint");
   std::string h(n, '\0');
-  in.read(h.data(), n);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(h);
-  } catch (const std::exception& e) {
-    throw Error("'" + path + "' has a corrupt safetensors header: " + e.what());
-  }
+  if (!in.read(h.data(), std::streamsize(n))) throw Error("'" + path + "' is truncated (in its header)");
   const uint64_t data_start = 8 + n, data_size = size - data_start;
-  std::vector<char> bytes(data_size);
-  in.read(bytes.data(), data_size);
-  if (!in) throw Error("'" + path + "' is truncated");
   SafetensorsFile f;
-  for (const auto& [name, v] : header.items()) {
-    if (name == "__metadata__") {
-      for (const auto& [k, s] : v.items()) f.metadata[k] = s.get<std::string>();
-      continue;
+  try {
+    const nlohmann::json header = nlohmann::json::parse(h);
+    if (!header.is_object()) throw Error("'" + path + "' has a corrupt safetensors header (not a JSON object)");
+    // Validate every entry against the data size before allocating anything.
+    struct Entry {
+      std::string name;
+      torch::ScalarType dtype;
+      std::vector<int64_t> shape;
+      uint64_t begin, bytes;
+    };
+    std::vector<Entry> entries;
+    for (const auto& [name, v] : header.items()) {
+      if (name == "__metadata__") {
+        if (!v.is_object()) throw Error("'" + path + "': __metadata__ is not a JSON object");
+        for (const auto& [k, s] : v.items()) f.metadata[k] = s.get<std::string>();
+        continue;
+      }
+      Entry e{name, dtype_of(v.at("dtype").get<std::string>(), path), v.at("shape").get<std::vector<int64_t>>(), 0, 0};
+      const auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
+      uint64_t numel = 1;
+      for (int64_t d : e.shape) {
+        if (d < 0 || (d > 0 && numel > data_size / uint64_t(d)))
+          throw Error("'" + path + "': tensor '" + name + "' has a shape that does not fit the file");
+        numel *= uint64_t(d);
+      }
+      const uint64_t bytes = numel * uint64_t(c10::elementSize(e.dtype));
+      if (off.size() != 2 || off[1] < off[0] || off[1] - off[0] != bytes)
+        throw Error("'" + path + "': tensor '" + name + "' has bad data offsets");
+      if (off[1] > data_size)
+        throw Error("'" + path + "' is truncated: tensor '" + name + "' ends at byte " + std::to_string(off[1]) +
+                        " of the data, the file holds " + std::to_string(data_size),
+                    "the file was cut off (an interrupted copy?); use another checkpoint");
+      e.begin = off[0];
+      e.bytes = bytes;
+      entries.push_back(std::move(e));
     }
-    const auto dtype = dtype_of(v.at("dtype").get<std::string>(), path);
-    const auto shape = v.at("shape").get<std::vector<int64_t>>();
-    const auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
-    auto t = torch::empty(shape, torch::dtype(dtype));
-    const uint64_t bytes_needed = t.numel() * t.element_size();
-    if (off.size() != 2 || off[1] < off[0] || off[1] > data_size || off[1] - off[0] != bytes_needed)
-      throw Error("'" + path + "': tensor '" + name + "' has bad data offsets");
-    std::memcpy(t.data_ptr(), bytes.data() + off[0], bytes_needed);
-    f.tensors[name] = t;
+    for (const auto& e : entries) {
+      auto t = torch::empty(e.shape, torch::dtype(e.dtype));
+      in.seekg(std::streamoff(data_start + e.begin));
+      if (e.bytes > 0 && !in.read(static_cast<char*>(t.data_ptr()), std::streamsize(e.bytes)))
+        throw Error("'" + path + "' is truncated (tensor '" + e.name + "')");
+      f.tensors[e.name] = t;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "' has a corrupt safetensors header: " + e.what(),
+                "the file is damaged or was not written by a safetensors writer");
   }
   return f;
 }

@@ -2,6 +2,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -145,6 +146,9 @@ torch::Tensor parse_mask(const std::string& spec, int64_t H, int64_t W, uint64_t
   if (kind == "box" && colon != std::string::npos) {
     auto v = numbers(arg, spec);
     if (v.size() != 4) throw Error("mask '" + spec + "' needs four numbers", "box:x,y,w,h, e.g. box:7,7,14,14");
+    for (double n : v)  // whole pixel counts (a cast of 1e20 to an integer is undefined)
+      if (!(n >= 0 && n <= double(int64_t(1) << 30)) || n != std::floor(n))
+        throw Error("mask '" + spec + "' needs whole non-negative pixel numbers", "box:x,y,w,h, e.g. box:7,7,14,14");
     const int64_t x = int64_t(v[0]), y = int64_t(v[1]), w = int64_t(v[2]), h = int64_t(v[3]);
     if (x < 0 || y < 0 || w < 1 || h < 1 || x + w > W || y + h > H)
       throw Error("mask '" + spec + "' leaves the " + std::to_string(W) + "×" + std::to_string(H) + " image");
@@ -157,10 +161,10 @@ torch::Tensor parse_mask(const std::string& spec, int64_t H, int64_t W, uint64_t
     else throw Error("mask '" + spec + "': unknown half '" + arg + "'", "half:left|right|top|bottom");
   } else if (kind == "random" && colon != std::string::npos) {
     auto v = numbers(arg, spec);
-    if (v.size() != 1 || v[0] < 0 || v[0] > 1) throw Error("mask '" + spec + "' needs a fraction in [0, 1]", "e.g. random:0.5");
+    if (v.size() != 1 || !(v[0] >= 0 && v[0] <= 1)) throw Error("mask '" + spec + "' needs a fraction in [0, 1]", "e.g. random:0.5");
     auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
     known = torch::rand({H, W}, g).ge(v[0]).to(torch::kFloat32);
-  } else if (std::filesystem::exists(spec)) {
+  } else if (std::error_code ec; std::filesystem::exists(spec, ec)) {
     auto img = read_image(spec);
     if (img.size(1) != H || img.size(2) != W)
       throw Error("mask " + spec + " is " + std::to_string(img.size(2)) + "×" + std::to_string(img.size(1)) +

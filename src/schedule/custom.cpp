@@ -1,6 +1,7 @@
 // Custom schedule: β values read from a text file, separated by newlines, commas
 // or spaces; '#' starts a comment.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -12,6 +13,10 @@ namespace diffuse {
 std::vector<double> read_betas_file(const std::string& path) {
   if (path.empty())
     throw Error("the custom schedule needs a file of β values", "pass --betas-file FILE");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error("betas file '" + path + "' " + (std::filesystem::exists(path, ec) ? "is not a regular file" : "not found"),
+                "check the path");
   std::ifstream in(path);
   if (!in) throw Error("cannot open betas file '" + path + "'", "check the path");
   std::vector<double> betas;
@@ -35,6 +40,9 @@ std::vector<double> read_betas_file(const std::string& path) {
       if (used != word.size() || !std::isfinite(v))
         throw Error(path + ":" + std::to_string(lineno) + ": '" + word + "' is not a number",
                     "the file holds β values separated by newlines, commas or spaces");
+      if (betas.size() >= size_t(kMaxScheduleSteps))
+        throw Error("betas file '" + path + "' holds more than " + std::to_string(kMaxScheduleSteps) + " values",
+                    "a schedule has at most that many steps");
       betas.push_back(v);
     }
   }

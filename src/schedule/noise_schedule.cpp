@@ -104,8 +104,9 @@ double NoiseSchedule::t_at_sigma(double sig) const {
 }
 
 NoiseSchedule make_schedule(const ScheduleConfig& c) {
-  if (c.kind != ScheduleKind::Custom && c.T < 1)
-    throw Error("T = " + std::to_string(c.T) + " is invalid", "T must be at least 1");
+  if (c.kind != ScheduleKind::Custom && (c.T < 1 || c.T > kMaxScheduleSteps))
+    throw Error("T = " + std::to_string(c.T) + " is invalid",
+                "T must lie in 1 … " + std::to_string(kMaxScheduleSteps));
   auto check_beta = [](const char* name, double v) {
     if (!(v > 0.0 && v < 1.0))
       throw Error(std::string(name) + " = " + fmt(v) + " is outside (0, 1)",

@@ -25,7 +25,12 @@ void get_module(const std::map<std::string, torch::Tensor>& in, const std::strin
       throw Error("'" + path + "' has no tensor '" + prefix + name + "'",
                   "the checkpoint does not match the model in its config");
     if (it->second.sizes() != dst.sizes())
-      throw Error("'" + path + "': tensor '" + prefix + name + "' has the wrong shape");
+      throw Error("'" + path + "': tensor '" + prefix + name + "' has shape " + c10::str(it->second.sizes()) +
+                      " where the model of its config has " + c10::str(dst.sizes()),
+                  "the checkpoint does not match the model in its config (another model size?)");
+    if (!it->second.is_floating_point() && dst.is_floating_point())
+      throw Error("'" + path + "': tensor '" + prefix + name + "' holds " +
+                  std::string(c10::toString(it->second.scalar_type())) + " values, not floating point");
     dst.copy_(it->second);
   };
   for (auto& p : m.named_parameters()) load(p.key(), p.value());
@@ -51,14 +56,41 @@ CheckpointHeader read_checkpoint_header(const std::map<std::string, std::string>
   };
   if (get("format") != kCheckpointFormat)
     throw Error("'" + path + "' is not a diffuse checkpoint");
-  if (std::stoi(get("format_version")) > kCheckpointVersion)
-    throw Error("'" + path + "' was written by a newer diffuse (format version " +
-                get("format_version") + ")", "update diffuse");
+  // A whole decimal number in [lo, hi], or an error naming the key.
+  auto integer = [&](const std::string& key, int64_t lo, int64_t hi) {
+    const std::string v = get(key);
+    size_t used = 0;
+    int64_t x = 0;
+    try {
+      x = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (v.empty() || used != v.size() || x < lo || x > hi)
+      throw Error("'" + path + "' has a corrupt checkpoint header: '" + key + "' is '" + v + "'",
+                  "the file is damaged; use another checkpoint");
+    return x;
+  };
+  const int64_t version = integer("format_version", 1, 1 << 20);
+  if (version > kCheckpointVersion)
+    throw Error("'" + path + "' was written by a newer diffuse (format version " + std::to_string(version) +
+                    ", this one reads up to " + std::to_string(kCheckpointVersion) + ")",
+                "update diffuse");
   CheckpointHeader h;
   h.config = train_config_from_json(get("config"), {}, "the config in '" + path + "'");
-  h.step = std::stoll(get("step"));
-  if (auto it = md.find("class_names"); it != md.end())
-    h.class_names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+  {
+    TrainConfig v = h.config;
+    v.device = "cpu";  // a run trained on a GPU still loads where there is none
+    validate(v);
+  }
+  h.step = integer("step", 0, int64_t(1) << 53);
+  if (auto it = md.find("class_names"); it != md.end()) {
+    try {
+      h.class_names = nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      throw Error("'" + path + "' has a corrupt checkpoint header: 'class_names' is not a list of names");
+    }
+  }
   return h;
 }
 

@@ -1,7 +1,10 @@
 // TrainConfig ⇄ JSON, and validation. Unknown keys are errors listing the valid ones.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -24,9 +27,30 @@ struct Field {
   std::function<void(const S&, json&)> write;
 };
 
+// A JSON value as V. Integers must be JSON integers: nlohmann converts a float such as 1e125
+// to an integer type by a cast, which is undefined for values out of range.
+template <class V>
+V json_value(const json& j, const std::string& key) {
+  if constexpr (std::is_integral_v<V> && !std::is_same_v<V, bool>) {
+    const bool ok = std::is_signed_v<V> ? (j.is_number_integer() && (j.is_number_unsigned()
+                                              ? j.get<uint64_t>() <= uint64_t(std::numeric_limits<V>::max())
+                                              : true))
+                                        : j.is_number_unsigned();
+    if (!ok) throw Error("bad value for '" + key + "': " + j.dump(), "expected a whole number");
+    return j.get<V>();
+  } else if constexpr (std::is_same_v<V, std::vector<int64_t>>) {
+    if (!j.is_array()) throw Error("bad value for '" + key + "': " + j.dump(), "expected a list of whole numbers");
+    V out;
+    for (const auto& e : j) out.push_back(json_value<int64_t>(e, key));
+    return out;
+  } else {
+    return j.get<V>();
+  }
+}
+
 template <class S, class V>
 Field<S> field(const std::string& key, V S::*member) {
-  return {key, [member](const json& j, S& s) { s.*member = j.get<V>(); },
+  return {key, [key, member](const json& j, S& s) { s.*member = json_value<V>(j, key); },
           [key, member](const S& s, json& j) { j[key] = s.*member; }};
 }
 
@@ -170,7 +194,7 @@ TrainConfig train_config_from_json(const std::string& text, const TrainConfig& b
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e99999
     throw Error(source + " is not valid JSON: " + e.what());
   }
   TrainConfig c = base;
@@ -209,6 +233,22 @@ void validate(const TrainConfig& c) {
   need(c.log_every >= 1 && c.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1", "");
   need(c.model.hidden >= 1 && c.model.blocks >= 0 && c.model.time_dim >= 2 && c.model.num_classes >= 0,
        "invalid model options", "hidden >= 1, blocks >= 0, time_dim >= 2, num_classes >= 0");
+  // Upper bounds, so that a damaged or hostile config is an error and not an allocation of
+  // terabytes (far above any network this CPU-first toolkit trains).
+  need(c.model.hidden <= 65536 && c.model.blocks <= 1024 && c.model.time_dim <= 65536 && c.model.dim <= (1 << 24) &&
+           c.model.num_classes <= 1000000,
+       "model options too large", "hidden, time_dim <= 65536, blocks <= 1024, num_classes <= 1000000");
+  {
+    int64_t widest = 0;
+    for (auto m : c.unet.channel_mult) widest = std::max(widest, m);
+    need(c.unet.base_channels <= 16384 && widest <= 64 && c.unet.base_channels * widest <= 16384 &&
+             c.unet.channel_mult.size() <= 16 && c.unet.blocks_per_level <= 64 && c.unet.in_channels <= 64 &&
+             c.unet.image_size <= 16384 && c.unet.num_classes <= 1000000 && c.unet.groups <= 16384 &&
+             c.unet.head_channels <= 16384 && c.unet.attention_resolutions.size() <= 64,
+         "U-Net options too large",
+         "base_channels · max(channel_mult) <= 16384, at most 16 levels, blocks_per_level <= 64, in_channels <= 64");
+  }
+  need(c.batch <= (1 << 20), "batch = " + std::to_string(c.batch) + " is too large", "batch must be <= 1048576");
   need(c.label_dropout >= 0 && c.label_dropout < 1, "label_dropout must lie in [0, 1)", "e.g. 0.1");
   need(c.image_size == 0 || c.image_size >= 4, "image_size must be >= 4 (or 0: the data's default)",
        "e.g. 28 or 32");

@@ -31,7 +31,9 @@ const Preset kPresets[] = {
     // Emoji (3×32×32, 9 classes, 3 201 training images), sized by measurement on a quiet machine
     // (2026-11-30, batch 64, 2 threads, docs/colour.md): base 32 with three levels (32, 16, 8) and
     // no dropout trains at 0.67 it/s (43 images/s); a fourth level (…, 4) costs 22% (0.52 it/s)
-    // and dropout 0.1 another 12% (0.46 it/s). The hour is ~48 epochs of the set.
+    // and dropout 0.1 another 12% (0.46 it/s). The hour is ~48 epochs of the set. By FD after 20
+    // minutes of training (bench/time_to_quality, docs/colour.md) this network (28.97) beat one
+    // block per level (32.69) and base 48 (39.81).
     {"emoji-tiny", "emoji 32×32, small class-conditional U-Net, T = 250: the colour demo (~7 min)",
      R"({"data": "emoji", "class_conditional": true, "label_dropout": 0.1,
          "schedule": {"kind": "linear", "T": 250, "beta_start": 4e-4, "beta_end": 0.08},

@@ -248,7 +248,10 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   set_intra_op_threads(cfg.threads, is_image_spec(cfg.data));
   const torch::Device dev = resolve_device(cfg.device);
   if (dist) dist->init_process_group(dev);
-  if (root) ensure_dir(run_dir);
+  if (root) {
+    ensure_dir(run_dir);
+    remove_stale_temp_files(run_dir);  // half-written files of a killed earlier process
+  }
 
   // Data, its normalisation (vectors only: images are already in [−1, 1]) and
   // the data-derived network sizes.
@@ -318,9 +321,11 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
       t["norm.mean"] = norm.mean;
       t["norm.std"] = norm.std;
     }
-    save_safetensors(ckpt, t, checkpoint_metadata(cfg, step, data->class_names()));
+    // The log and its plot first: a kill between these writes leaves a log that runs ahead of
+    // the checkpoint (resume drops the rows beyond its step), never one that lacks rows.
     write_log(log_path, log);
     plot_loss(plot_path, log);
+    save_safetensors(ckpt, t, checkpoint_metadata(cfg, step, data->class_names()));
   };
 
   // Periodic sample grids (images): the EMA network, the same noise and classes every time, so
