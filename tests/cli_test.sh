@@ -39,7 +39,7 @@ grep -q "LibTorch" "$T/out.txt" && grep -q "BLAS" "$T/out.txt" && ok || bad "inf
 expect_ok schedule "$BIN" schedule --schedule cosine --T 10
 [ "$(head -1 "$T/out.txt")" = "t,beta,alpha_bar" ] && [ "$(wc -l <"$T/out.txt")" = 11 ] && ok || bad "schedule CSV shape"
 expect_fail bad-schedule "valid schedules: linear, cosine, sigmoid, sin2, quadratic, custom" "$BIN" schedule --schedule cosinus
-expect_fail bad-T "T must be at least 1" "$BIN" schedule --T 0
+expect_fail bad-T "T must lie in 1 … 100000" "$BIN" schedule --T 0
 expect_fail bad-beta "outside (0, 1)" "$BIN" schedule --beta-end 1.5
 printf '0.1\n0.2\n0.3\n' >"$T/betas.txt"
 expect_ok custom "$BIN" schedule --betas-file "$T/betas.txt"
