@@ -66,13 +66,11 @@ torch::Tensor read_jpeg(const std::string& path) {
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, f.get());
   jpeg_read_header(&cinfo, TRUE);
-  if (cinfo.image_width > kMaxImageSide || cinfo.image_height > kMaxImageSide ||
-      int64_t(cinfo.image_width) * cinfo.image_height > kMaxImagePixels) {
-    const std::string size = std::to_string(cinfo.image_width) + "×" + std::to_string(cinfo.image_height);
+  try {  // the limits of every image reader, from the header, before anything is allocated
+    check_image_size(path, cinfo.image_width, cinfo.image_height);
+  } catch (...) {
     jpeg_destroy_decompress(&cinfo);
-    throw Error("'" + path + "' is " + size + " pixels, beyond what diffuse reads",
-                "images may have at most " + std::to_string(kMaxImageSide) + " pixels per side and " +
-                    std::to_string(kMaxImagePixels) + " pixels in all");
+    throw;
   }
   // Gray stays gray; everything else (YCbCr, CMYK, …) is converted to RGB by libjpeg.
   const bool gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
