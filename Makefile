@@ -10,7 +10,7 @@ PACKAGES := cmake ninja-build g++ pkg-config ccache libtorch-dev libopenblas0-pt
             libcli11-dev nlohmann-json3-dev libplplot-dev plplot-driver-cairo \
             libgtest-dev googletest fonts-dejavu-core \
             libpng-dev libgif-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist libgloo-dev \
-            libfreetype-dev fonts-noto-color-emoji unicode-data
+            libfreetype-dev fonts-noto-color-emoji unicode-data libcpp-httplib-dev chromium
 # Only for `make bench`: the PyTorch reference rows of the throughput benchmark.
 BENCH_PACKAGES := python3-torch
 export CCACHE_SLOPPINESS := include_file_mtime,include_file_ctime,time_macros
@@ -30,6 +30,18 @@ setup:
 	    echo "  sudo apt-get install -y" $$missing; \
 	    exit 1; \
 	  fi; \
+	fi
+	@# Node.js + npm for the browser tests (tests/browser/): the machine's own if it has one, else Debian's.
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null || exit 1; \
+	  else echo "missing node/npm. Run as root: sudo apt-get install -y nodejs npm"; exit 1; fi; \
+	fi
+	@# playwright-core from the committed lockfile; it drives Debian's chromium (never downloads a browser).
+	@if [ ! -f tests/browser/node_modules/.package-lock.json ] || \
+	    ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.lock-installed; then \
+	  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && \
+	   cp package-lock.json node_modules/.lock-installed) || exit 1; \
 	fi
 
 $(BUILD)/build.ninja: | setup

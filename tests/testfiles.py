@@ -55,7 +55,11 @@ def write_png(path, rows, channels):
 
 def read_png(path):
     """8-bit non-interlaced PNG (gray, gray+alpha, RGB, RGBA) → (W, H, channels, flat list of ints)."""
-    data = Path(path).read_bytes()
+    return read_png_bytes(Path(path).read_bytes(), path)
+
+
+def read_png_bytes(data, path="PNG"):
+    """read_png of a PNG file's bytes."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path}: not a PNG"
     pos, idat = 8, b""
     while pos < len(data):

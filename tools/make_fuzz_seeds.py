@@ -87,3 +87,25 @@ put("mask", "bad", bytes([3, 3, 0]) + b"box:1,2")
 # names, one per line in the order of the target
 put("names", "valid", "cosine\ndpm++2m\nbeta-tilde\ntrailing\nkarras\nv\nmin-snr\nbf16\nddnm\ncpu\nemoji:test:color\ntoy:swissroll\n")
 put("names", "invalid", "cosin\nddpm2\nbeta\nleading\nexp\neps\nsimple\nfp16\nrepaint\ncuda:x\nfolder:\ntoy:\n")
+
+# serve_request: a route byte ('0' jobs, '1' txt2img, '2' img2img) then the JSON body
+import base64
+def b64png(w, h, ctype, value):
+    ch = 3 if ctype == 2 else 1
+    return base64.b64encode(png(w, h, 8, ctype, [bytes([value] * (w * ch))] * h)).decode()
+g28, m28, g14, c32 = b64png(28, 28, 0, 100), b64png(28, 28, 0, 255), b64png(14, 14, 0, 100), b64png(32, 32, 2, 100)
+for name, (route, body) in {
+    "generate": (0, {"model": "fmnist", "class": "sneaker", "sampler": "dpm++2m", "steps": 20, "guidance": 2, "seed": 42, "batch": 4}),
+    "generate-karras": (0, {"model": "emoji", "sampler": "ddim", "eta": 0.5, "sigmas": "karras", "steps": 10, "clip": 0, "preview_every": 3}),
+    "inpaint-png": (0, {"mode": "inpaint", "image": "data:image/png;base64," + g28, "mask": "data:image/png;base64," + m28, "method": "ddnm"}),
+    "inpaint-box": (0, {"mode": "inpaint", "image": g28, "mask": "box:7,7,14,14", "method": "repaint", "steps": 50}),
+    "upscale": (0, {"mode": "upscale", "image": g14, "factor": 2}),
+    "colorize": (0, {"model": "emoji", "mode": "colorize", "image": c32, "method": "dps"}),
+    "edit": (0, {"mode": "edit", "image": g28, "strength": 0.4, "class": 3}),
+    "txt2img": (1, {"prompt": "bag", "seed": 7, "batch_size": 2, "n_iter": 2, "sampler_name": "DPM++ 2M Karras", "steps": 10,
+                    "cfg_scale": 2, "width": 28, "height": 28, "negative_prompt": ""}),
+    "txt2img-override": (1, {"override_settings": {"sd_model_checkpoint": "emoji [x]"}, "sampler_name": "Euler a", "scheduler": "Exponential"}),
+    "img2img-mask": (2, {"init_images": [g28], "mask": m28, "denoising_strength": 0.6}),
+    "img2img": (2, {"init_images": [g28], "denoising_strength": 0.5, "prompt": "3"}),
+}.items():
+    put("serve_request", name, bytes([48 + route]) + json.dumps(body).encode())

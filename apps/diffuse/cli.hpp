@@ -21,6 +21,7 @@ void add_sample(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_restore(CLI::App& app);  // inpaint, upscale, colorize, edit (cmd_restore.cpp)
+void add_serve(CLI::App& app);    // web UI + HTTP API (cmd_serve.cpp)
 
 // --class: a number or a class name of the run's data (cmd_sample.cpp); throws listing them.
 int64_t parse_class(const std::string& s, const std::vector<std::string>& names, int64_t num_classes);

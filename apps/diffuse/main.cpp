@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   diffuse::cli::add_forward(app);
   diffuse::cli::add_eval(app);
   diffuse::cli::add_restore(app);
+  diffuse::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

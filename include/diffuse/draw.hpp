@@ -30,6 +30,9 @@ struct DrawConfig {
   // prefix of the samples holds the classes close to their shares and label i does not
   // depend on n or the batch (equal weights give i mod K).
   std::vector<double> class_weights;
+  // If not empty: n = seeds.size() and sample i is drawn as sample 0 of seed seeds[i] (what
+  // `diffuse sample --seed seeds[i] --n 1` draws, with the same class), instead of (seed, i).
+  std::vector<uint64_t> seeds;
 };
 
 struct Drawn {

@@ -49,6 +49,9 @@ void check_image_size(const std::string& path, int64_t width, int64_t height);
 // (C = 1) or RGB (C = 3): alpha dropped (not composited), palettes expanded,
 // 16-bit samples reduced to their high byte. Returns (C, H, W) uint8.
 torch::Tensor read_png(const std::string& path);
+// The same from the bytes of a PNG file in memory; `name` is what errors call it. Images wider
+// or taller than max_side are refused from the header, before any pixel is decoded.
+torch::Tensor decode_png(const std::string& bytes, const std::string& name, int64_t max_side = kMaxImageSide);
 // A baseline or progressive JPEG, gray (C = 1) or converted to RGB (C = 3). (C, H, W) uint8.
 torch::Tensor read_jpeg(const std::string& path);
 // PNG or JPEG by the file's extension (.png, .jpg, .jpeg; any case).
@@ -57,6 +60,8 @@ bool is_image_file(const std::string& path);  // by extension, as read_image
 // image: (C, H, W) or (H, W), C = 1 or 3; uint8, or floating point in [0, 1]
 // (scaled by 255, rounded, clamped). Atomic write.
 void write_png(const std::string& path, const torch::Tensor& image);
+// The PNG file write_png writes, in memory; `context` starts error messages.
+std::string encode_png(const torch::Tensor& image, const std::string& context = "cannot encode PNG");
 
 // Images in [-1, 1] (any shape, floating point) → uint8 in [0, 255]:
 // round((x + 1) · 127.5), clamped; NaN becomes 128 (mid gray).

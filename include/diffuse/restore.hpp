@@ -93,9 +93,11 @@ void validate(const RestoreConfig& cfg, const Degradation& A);  // throws, sayin
 // K restorations of one measurement. y: (K, ...) the measurement A x (+ noise) repeated
 // K times — for sdedit the input image itself (A = identity). x_T: (K, C, H, W)
 // standard normal. noise: the sampler's noise stream. cond: class labels (K) or none.
+// callback: after every step (repaint: every move of its jump schedule, up or down),
+// as for sample(); it may throw to stop the restoration.
 torch::Tensor restore(const Denoiser& denoiser, const Degradation& A, const torch::Tensor& y,
                       const torch::Tensor& x_T, const RestoreConfig& cfg, NoiseStream& noise,
-                      const Conditioning& cond = {});
+                      const Conditioning& cond = {}, const StepCallback& callback = {});
 
 // The DDNM denoiser: wraps `inner` and replaces x̂₀ by its null-space correction
 //   x̂₀' = x̂₀ − λ_t A⁺(A x̂₀ − y),

@@ -32,6 +32,9 @@ class NoiseStream {
  public:
   NoiseStream(uint64_t seed, int64_t first_index, int64_t count);
   static NoiseStream shared(torch::Generator generator, int64_t count);
+  // Row i drawn as row 0 of NoiseStream(seeds[i], 0, 1): a batch of images each of which
+  // is what its own seed alone gives (the server's "image k has seed s + k").
+  static NoiseStream per_seed(const std::vector<uint64_t>& seeds);
   int64_t count() const { return count_; }
   // (count, sample_shape...) standard normal, float32 unless options say otherwise.
   torch::Tensor randn(const std::vector<int64_t>& sample_shape,
@@ -137,7 +140,7 @@ struct StepInfo {
   double t;          // the timestep just denoised (fractional on σ grids)
   double sigma;      // its σ
   torch::Tensor x;   // (B, ...) the state after this step, in the model's space (x_{t_next})
-  torch::Tensor x0;  // (B, ...) the x₀ estimate at this step
+  torch::Tensor x0;  // (B, ...) the x₀ estimate at this step (undefined on a step that re-noises, e.g. RePaint's jumps)
 };
 using StepCallback = std::function<void(const StepInfo&)>;
 

@@ -72,6 +72,7 @@ void png_on_warning(png_structp, png_const_charp) {}  // benign (e.g. unknown ch
 struct PngSource {
   const unsigned char* data;
   size_t size, pos;
+  uint32_t max_side = uint32_t(kMaxImageSide);  // larger IHDR dimensions: a png_error before any pixel
 };
 void png_read_from(png_structp png, png_bytep out, png_size_t n) {
   auto* s = static_cast<PngSource*>(png_get_io_ptr(png));
@@ -103,7 +104,7 @@ bool png_decode(PngSource* src, PngDecoded* out, PngMessage* msg) {
     return false;
   }
   png_set_read_fn(png, src, png_read_from);
-  png_set_user_limits(png, kMaxImageSide, kMaxImageSide);  // IHDR beyond this: a png_error
+  png_set_user_limits(png, src->max_side, src->max_side);  // IHDR beyond this: a png_error
   png_set_chunk_malloc_max(png, 64u << 20);                 // ancillary chunks (iCCP, zTXt…) up to 64 MB
   png_read_info(png, info);
   png_set_expand(png);       // palette → RGB, gray of 1/2/4 bits → 8, tRNS → alpha
@@ -190,23 +191,31 @@ void check_image_size(const std::string& path, int64_t width, int64_t height) {
                     std::to_string(kMaxImagePixels) + " pixels in all");
 }
 
-torch::Tensor read_png(const std::string& path) {
-  const std::string bytes = png_io::png_read_bytes(path);
+torch::Tensor read_png(const std::string& path) { return decode_png(png_io::png_read_bytes(path), path); }
+
+torch::Tensor decode_png(const std::string& bytes, const std::string& path, int64_t max_side) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
     throw Error("'" + path + "' is not a PNG file (" +
                 (bytes.empty() ? std::string("it is empty") : "bad signature") + ")");
-  png_io::PngSource src{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0};
+  if (max_side < 1 || max_side > kMaxImageSide) throw Error("decode_png: max_side must be in 1 … 16384");
+  png_io::PngSource src{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0, uint32_t(max_side)};
   png_io::PngDecoded d;
   png_io::PngMessage msg{};
   if (!png_io::png_decode(&src, &d, &msg))
-    throw Error("cannot decode PNG '" + path + "': " + msg.text, "the file may be corrupt or truncated");
+    throw Error("cannot decode PNG '" + path + "': " + msg.text,
+                max_side < kMaxImageSide ? "images here may be at most " + std::to_string(max_side) + " pixels per side"
+                                         : "the file may be corrupt or truncated");
   auto hwc = torch::from_blob(d.pixels, {int64_t(d.height), int64_t(d.width), int64_t(d.channels)},
                               [](void* p) { std::free(p); }, torch::kUInt8);
   return hwc.permute({2, 0, 1}).contiguous();
 }
 
 void write_png(const std::string& path, const torch::Tensor& image) {
-  const std::string context = "cannot write '" + path + "'";
+  const std::string bytes = encode_png(image, "cannot write '" + path + "'");
+  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+}
+
+std::string encode_png(const torch::Tensor& image, const std::string& context) {
   auto chw = image_detail::as_chw_uint8(image, context);
   const int64_t c = chw.size(0), h = chw.size(1), w = chw.size(2);
   if (h > PNG_USER_HEIGHT_MAX || w > PNG_USER_WIDTH_MAX)
@@ -217,7 +226,7 @@ void write_png(const std::string& path, const torch::Tensor& image) {
   png_io::PngMessage msg{};
   if (!png_io::png_encode(hwc.data_ptr<uint8_t>(), uint32_t(w), uint32_t(h), int(c), &bytes, &msg))
     throw Error(context + ": libpng: " + msg.text);
-  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+  return bytes;
 }
 
 torch::Tensor to_uint8(const torch::Tensor& images) {

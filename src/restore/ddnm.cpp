@@ -33,9 +33,10 @@ Prediction DdnmDenoiser::predict(const torch::Tensor& x_t, const torch::Tensor& 
 namespace restore_detail {
 
 torch::Tensor run_ddnm(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
-                       const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+                       const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
+    const StepCallback& callback) {
   DdnmDenoiser ddnm(d, A, y);
-  return sample(ddnm, x_T, cfg.sampler, noise, {}, cond);
+  return sample(ddnm, x_T, cfg.sampler, noise, callback, cond);
 }
 
 }  // namespace restore_detail

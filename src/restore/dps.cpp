@@ -7,7 +7,8 @@
 namespace diffuse::restore_detail {
 
 torch::Tensor run_dps(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
-                      const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+                      const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
+    const StepCallback& callback) {
   const auto grid = sampling_grid(d.schedule(), cfg.sampler);
   const int64_t S = int64_t(grid.size()) - 1;
   auto y0 = y.to(x_T.options());
@@ -29,6 +30,7 @@ torch::Tensor run_dps(const Denoiser& d, const Degradation& A, const torch::Tens
     if (cfg.sampler.clip_x0 > 0) x0 = x0.clamp(-cfg.sampler.clip_x0, cfg.sampler.clip_x0);
     x = ddpm_step(x, x0, grid[i].alpha_bar, grid[i + 1].alpha_bar, i + 1 == S, noise);
     x = x - (cfg.dps_scale / norm.detach().clamp_min(1e-12)).view(bshape) * grad;
+    if (callback) callback({i, S, grid[i].t, grid[i].sigma, x, x0});
   }
   return x.detach();
 }

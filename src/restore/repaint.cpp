@@ -33,7 +33,8 @@ std::vector<int64_t> jump_schedule(int64_t S, int64_t j, int64_t r) {
 }  // namespace
 
 torch::Tensor run_repaint(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
-                          const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+                          const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
+    const StepCallback& callback) {
   torch::NoGradGuard no_grad;
   const auto grid = sampling_grid(d.schedule(), cfg.sampler);  // S points + the end (ᾱ = 1)
   const int64_t S = int64_t(grid.size()) - 1;
@@ -52,9 +53,12 @@ torch::Tensor run_repaint(const Denoiser& d, const Degradation& A, const torch::
       auto unknown = ddpm_step(x, x0, ab, ab_next, last, noise);
       auto known = last ? y0 : std::sqrt(ab_next) * y0 + std::sqrt(1.0 - ab_next) * noise.randn(shape, x.options());
       x = m * known + (1 - m) * unknown;
+      // One report per denoising move (the resampling jumps make more moves than S).
+      if (callback) callback({int64_t(k) - 1, int64_t(levels.size()) - 1, grid[i].t, grid[i].sigma, x, x0});
     } else {  // up: re-noise i → i − 1 by q(x_{i−1} | x_i)
       const double beta = 1.0 - grid[n].alpha_bar / grid[i].alpha_bar;
       x = std::sqrt(1.0 - beta) * x + std::sqrt(beta) * noise.randn(shape, x.options());
+      if (callback) callback({int64_t(k) - 1, int64_t(levels.size()) - 1, grid[n].t, grid[n].sigma, x, torch::Tensor()});
     }
   }
   return x;

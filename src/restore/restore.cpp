@@ -54,14 +54,15 @@ void validate(const RestoreConfig& cfg, const Degradation& A) {
 }
 
 torch::Tensor restore(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
-                      const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+                      const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
+                      const StepCallback& callback) {
   validate(cfg, A);
   using namespace restore_detail;
   switch (cfg.method) {
-    case RestoreMethod::Ddnm: return run_ddnm(d, A, y, x_T, cfg, noise, cond);
-    case RestoreMethod::Repaint: return run_repaint(d, A, y, x_T, cfg, noise, cond);
-    case RestoreMethod::Dps: return run_dps(d, A, y, x_T, cfg, noise, cond);
-    case RestoreMethod::Sdedit: return run_sdedit(d, y, x_T, cfg, noise, cond);
+    case RestoreMethod::Ddnm: return run_ddnm(d, A, y, x_T, cfg, noise, cond, callback);
+    case RestoreMethod::Repaint: return run_repaint(d, A, y, x_T, cfg, noise, cond, callback);
+    case RestoreMethod::Dps: return run_dps(d, A, y, x_T, cfg, noise, cond, callback);
+    case RestoreMethod::Sdedit: return run_sdedit(d, y, x_T, cfg, noise, cond, callback);
   }
   throw Error("unknown restoration method");
 }

@@ -10,7 +10,8 @@
 namespace diffuse::restore_detail {
 
 torch::Tensor run_sdedit(const Denoiser& d, const torch::Tensor& image, const torch::Tensor& x_T,
-                         const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond) {
+                         const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
+    const StepCallback& callback) {
   const auto grid = sampling_grid(d.schedule(), cfg.sampler);
   const int64_t S = int64_t(grid.size()) - 1;
   const int64_t keep = std::max<int64_t>(1, int64_t(std::ceil(cfg.strength * double(S) - 1e-9)));
@@ -22,7 +23,7 @@ torch::Tensor run_sdedit(const Denoiser& d, const torch::Tensor& image, const to
   }
   const double ab = d.schedule().alpha_bar(sc.timesteps.front());
   auto x = std::sqrt(ab) * image.to(x_T.options()) + std::sqrt(1.0 - ab) * x_T;
-  return sample(d, x, sc, noise, {}, cond);
+  return sample(d, x, sc, noise, callback, cond);
 }
 
 }  // namespace diffuse::restore_detail

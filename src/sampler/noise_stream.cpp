@@ -19,6 +19,13 @@ NoiseStream::NoiseStream(uint64_t seed, int64_t first_index, int64_t count) : co
     gens_.push_back(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, first_index + i)));
 }
 
+NoiseStream NoiseStream::per_seed(const std::vector<uint64_t>& seeds) {
+  NoiseStream s;
+  s.count_ = int64_t(seeds.size());
+  for (uint64_t seed : seeds) s.gens_.push_back(at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0)));
+  return s;
+}
+
 NoiseStream NoiseStream::shared(torch::Generator generator, int64_t count) {
   NoiseStream s;
   s.gens_.push_back(std::move(generator));

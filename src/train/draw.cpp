@@ -78,6 +78,8 @@ torch::Tensor labels_in_proportion(const std::vector<double>& weights, int64_t n
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
                    const DrawHooks& hooks) {
   if (cfg.n < 1 || cfg.batch < 1) throw Error("the number of samples and the batch must be >= 1");
+  if (!cfg.seeds.empty() && int64_t(cfg.seeds.size()) != cfg.n)
+    throw Error("draw_samples: " + std::to_string(cfg.seeds.size()) + " seeds for " + std::to_string(cfg.n) + " samples");
   const bool image = is_image_spec(run.config.data);
   const std::vector<int64_t> shape =
       image ? std::vector<int64_t>{run.config.unet.in_channels, run.config.unet.image_size, run.config.unet.image_size}
@@ -94,7 +96,13 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
   std::vector<torch::Tensor> parts, labels;
   for (int64_t first = 0; first < cfg.n; first += cfg.batch) {
     const int64_t b = std::min(cfg.batch, cfg.n - first);
-    NoiseStream noise(cfg.seed, first, b);
+    std::vector<uint64_t> batch_seeds, step_seeds;  // with cfg.seeds
+    if (!cfg.seeds.empty())
+      for (int64_t i = first; i < first + b; ++i) {
+        batch_seeds.push_back(cfg.seeds[size_t(i)]);
+        step_seeds.push_back(mix_seed(cfg.seeds[size_t(i)], 1));
+      }
+    NoiseStream noise = cfg.seeds.empty() ? NoiseStream(cfg.seed, first, b) : NoiseStream::per_seed(batch_seeds);
     auto x_T = noise.randn(shape, torch::TensorOptions().device(device));
     Conditioning cond;
     torch::Tensor batch_labels;
@@ -114,7 +122,8 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
           for (auto* c : hooks.chains) c->step(s);
         if (hooks.on_step) hooks.on_step(first, s);
       };
-    NoiseStream step_noise(mix_seed(cfg.seed, 1), first, b);
+    NoiseStream step_noise =
+        cfg.seeds.empty() ? NoiseStream(mix_seed(cfg.seed, 1), first, b) : NoiseStream::per_seed(step_seeds);
     auto x = sample(denoiser, x_T, cfg.sampler, step_noise, cb, cond).cpu();
     if (hooks.on_batch) hooks.on_batch(first, x, batch_labels);
     if (hooks.keep_samples) {
