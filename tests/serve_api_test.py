@@ -286,6 +286,9 @@ def run_checks(s):
     check("unknown route → 404 JSON", st == 404 and "no route" in r["error"]["message"])
     st, r = s.json("GET", "/diffuse/v1/models")
     check("still serving after the bad requests", st == 200)
+    second = subprocess.run([BIN, "serve", "--runs", str(RUNS), "--port", str(s.port)], capture_output=True, text=True, timeout=60)
+    check("a second server on the same port: an error, not a shared port", second.returncode == 1 and
+          "cannot listen on 127.0.0.1:" in second.stderr, second.stderr[-200:])
 
     # --- cancel: a queued job at once, a running one within a step
     st, r1 = s.json("POST", "/diffuse/v1/jobs", {"model": "fmnist", "sampler": "ddpm", "steps": 200, "batch": 16})

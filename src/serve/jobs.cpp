@@ -126,75 +126,37 @@ void execute_job(const LoadedRun& run, const torch::Device& device, Job& job) {
   job.images = std::move(images);
 }
 
-// --- the worker ----------------------------------------------------------------
+// --- the queue -----------------------------------------------------------------
 
-ModelWorker::ModelWorker(std::string name, LoadedRun run, torch::Device device, size_t queue_limit)
-    : name_(std::move(name)), run_(std::move(run)), device_(device), limit_(queue_limit) {
-  thread_ = std::thread([this] { loop(); });
-}
-
-ModelWorker::~ModelWorker() {
+bool JobQueue::submit(const std::shared_ptr<Job>& job) {
   {
     std::lock_guard<std::mutex> lock(m_);
-    stop_ = true;
-    if (running_) running_->cancel = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-  for (auto& j : queue_) {
-    std::lock_guard<std::mutex> lock(j->m);
-    j->state = JobState::Cancelled;
-    j->error = "the server stopped";
-    j->changed();
-  }
-}
-
-bool ModelWorker::submit(const std::shared_ptr<Job>& job) {
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    if (queue_.size() >= limit_ || stop_) return false;
+    if (stop_ || waiting_.at(job->req.model) >= limit_) return false;
     queue_.push_back(job);
+    ++waiting_[job->req.model];
   }
   cv_.notify_all();
   return true;
 }
 
-int64_t ModelWorker::position(const Job& job) const {
+int64_t JobQueue::position(const Job& job) const {
   std::lock_guard<std::mutex> lock(m_);
   for (size_t i = 0; i < queue_.size(); ++i)
     if (queue_[i].get() == &job) return int64_t(i);
   return -1;
 }
 
-size_t ModelWorker::queued() const {
+size_t JobQueue::queued(size_t model) const {
   std::lock_guard<std::mutex> lock(m_);
-  return queue_.size();
+  return waiting_.at(model);
 }
 
-bool ModelWorker::busy() const {
+bool JobQueue::busy(size_t model) const {
   std::lock_guard<std::mutex> lock(m_);
-  return running_ != nullptr;
+  return running_ && running_->req.model == model;
 }
 
-void ModelWorker::cancel(const std::shared_ptr<Job>& job) {
-  bool removed = false;
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    for (auto it = queue_.begin(); it != queue_.end(); ++it)
-      if (*it == job) {
-        queue_.erase(it);
-        removed = true;
-        break;
-      }
-    job->cancel = true;  // a running job stops after its current step
-  }
-  if (removed) {
-    std::lock_guard<std::mutex> lock(job->m);
-    job->state = JobState::Cancelled;
-    job->finished_at = now_seconds();
-    job->changed();
-  }
-  // The queue positions of the jobs behind it changed: wake their event streams.
+void JobQueue::wake_waiting() {
   std::vector<std::shared_ptr<Job>> waiting;
   {
     std::lock_guard<std::mutex> lock(m_);
@@ -206,24 +168,53 @@ void ModelWorker::cancel(const std::shared_ptr<Job>& job) {
   }
 }
 
-void ModelWorker::loop() {
+void JobQueue::cancel(const std::shared_ptr<Job>& job) {
+  bool removed = false;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    for (auto it = queue_.begin(); it != queue_.end(); ++it)
+      if (*it == job) {
+        queue_.erase(it);
+        --waiting_[job->req.model];
+        removed = true;
+        break;
+      }
+    job->cancel = true;  // a running job stops after its current step
+  }
+  if (removed) {
+    {
+      std::lock_guard<std::mutex> lock(job->m);
+      job->state = JobState::Cancelled;
+      job->finished_at = now_seconds();
+      job->changed();
+    }
+    wake_waiting();
+  }
+}
+
+void JobQueue::stop() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    stop_ = true;
+    if (running_) running_->cancel = true;
+  }
+  cv_.notify_all();
+}
+
+void JobQueue::run(const std::vector<const LoadedRun*>& runs, const torch::Device& device) {
   torch::NoGradGuard no_grad;  // grad mode is per thread; DPS turns it on where it needs it
   for (;;) {
     std::shared_ptr<Job> job;
-    std::vector<std::shared_ptr<Job>> waiting;
     {
       std::unique_lock<std::mutex> lock(m_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
+      if (stop_) break;
       job = queue_.front();
       queue_.pop_front();
+      --waiting_[job->req.model];
       running_ = job;
-      waiting.assign(queue_.begin(), queue_.end());
     }
-    for (auto& j : waiting) {  // positions moved up
-      std::lock_guard<std::mutex> lock(j->m);
-      j->changed();
-    }
+    wake_waiting();
     {
       std::lock_guard<std::mutex> lock(job->m);
       job->state = JobState::Running;
@@ -235,7 +226,7 @@ void ModelWorker::loop() {
     std::string error, hint;
     try {
       if (job->cancel.load()) throw JobCancelled{};
-      execute_job(run_, device_, *job);
+      execute_job(*runs.at(job->req.model), device, *job);
     } catch (const JobCancelled&) {
       end = JobState::Cancelled;
     } catch (const Error& e) {
@@ -254,10 +245,21 @@ void ModelWorker::loop() {
       if (end == JobState::Done) job->step = job->steps;
       job->changed();
     }
-    if (end == JobState::Failed)
-      std::fprintf(stderr, "diffuse serve: job %s on %s failed: %s\n", job->id.c_str(), name_.c_str(), error.c_str());
+    if (end == JobState::Failed) std::fprintf(stderr, "diffuse serve: job %s failed: %s\n", job->id.c_str(), error.c_str());
     std::lock_guard<std::mutex> lock(m_);
     running_.reset();
+  }
+  std::deque<std::shared_ptr<Job>> left;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    left.swap(queue_);
+  }
+  for (auto& j : left) {
+    std::lock_guard<std::mutex> lock(j->m);
+    j->state = JobState::Cancelled;
+    j->error = "the server stopped";
+    j->finished_at = now_seconds();
+    j->changed();
   }
 }
 

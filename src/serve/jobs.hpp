@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "diffuse/train.hpp"
@@ -71,37 +70,34 @@ struct JobCancelled {};
 // previews into the job. Throws JobCancelled, diffuse::Error, or what LibTorch throws.
 void execute_job(const LoadedRun& run, const torch::Device& device, Job& job);
 
-// One model's queue and the thread that works through it, one job at a time.
-class ModelWorker {
+// The queue of every model's jobs, run one at a time in the order they came, on the thread
+// that calls run() (measured, docs/serve.md#threads: LibTorch's OpenMP pool is fast on the
+// thread that first used it and ~2.5× slower on a second thread of a 2-core machine, so the
+// server's thread that loaded the models also runs them). Each model's waiting jobs are limited.
+class JobQueue {
  public:
-  ModelWorker(std::string name, LoadedRun run, torch::Device device, size_t queue_limit);
-  ~ModelWorker();  // cancels what is queued or running and joins the thread
-  ModelWorker(const ModelWorker&) = delete;
-  ModelWorker& operator=(const ModelWorker&) = delete;
-
-  const std::string& name() const { return name_; }
-  const LoadedRun& run() const { return run_; }
-  // false when the queue already holds queue_limit jobs (the caller answers 429).
+  JobQueue(size_t models, size_t limit_per_model) : waiting_(models, 0), limit_(limit_per_model) {}
+  // false when the job's model already has limit_per_model jobs waiting (the caller answers 429).
   bool submit(const std::shared_ptr<Job>& job);
   // Jobs ahead of this one (0: next), or −1 when it is not waiting.
   int64_t position(const Job& job) const;
-  size_t queued() const;
-  bool busy() const;
+  size_t queued(size_t model) const;
+  bool busy(size_t model) const;
   // A queued job is removed and cancelled at once; a running one gets its flag set.
   void cancel(const std::shared_ptr<Job>& job);
+  // Runs the jobs, job.req.model indexing `runs`, until stop(); then cancels what waits.
+  void run(const std::vector<const LoadedRun*>& runs, const torch::Device& device);
+  void stop();
 
  private:
-  void loop();
-  std::string name_;
-  LoadedRun run_;
-  torch::Device device_;
-  size_t limit_;
+  void wake_waiting();  // their positions changed: wake their event streams
   mutable std::mutex m_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> queue_;
+  std::deque<std::shared_ptr<Job>> queue_;  // all models, in arrival order
+  std::vector<size_t> waiting_;             // per model
+  size_t limit_;
   std::shared_ptr<Job> running_;
   bool stop_ = false;
-  std::thread thread_;
 };
 
 // Every job by id, the newest `keep` finished ones kept (older are forgotten: 404).

@@ -22,7 +22,7 @@ void Server::Impl::add_native_routes() {
     json models = json::array();
     for (size_t i = 0; i < infos.size(); ++i) {
       const auto& m = infos[i];
-      const auto& run = workers[i]->run();
+      const auto& run = *runs[i];
       models.push_back({{"name", m.name},
                         {"kind", "image"},
                         {"channels", m.channels},
@@ -34,8 +34,8 @@ void Server::Impl::add_native_routes() {
                         {"prediction", to_string(run.config.prediction)},
                         {"data", run.config.data},
                         {"step", run.step},
-                        {"queued", workers[i]->queued()},
-                        {"running", workers[i]->busy()}});
+                        {"queued", queue->queued(i)},
+                        {"running", queue->busy(i)}});
     }
     serve::send_json(res, {{"models", models}});
   });
@@ -68,7 +68,7 @@ void Server::Impl::add_native_routes() {
         return;
       }
       res.set_header("Location", "/diffuse/v1/jobs/" + job->id);
-      serve::send_json(res, {{"id", job->id}, {"state", "queued"}, {"position", workers[model]->position(*job)}}, 202);
+      serve::send_json(res, {{"id", job->id}, {"state", "queued"}, {"position", queue->position(*job)}}, 202);
     });
   });
 
@@ -99,7 +99,7 @@ void Server::Impl::add_native_routes() {
   http.Post(R"(/diffuse/v1/jobs/([^/]+)/cancel)", [this](const httplib::Request& req, httplib::Response& res) {
     auto job = store.find(req.matches[1]);
     if (!job) return serve::send_error(res, 404, "no job '" + std::string(req.matches[1]) + "'", "id");
-    workers[job->req.model]->cancel(job);
+    queue->cancel(job);
     serve::send_json(res, job_json(*job, false));
   });
 
@@ -146,7 +146,7 @@ void Server::Impl::add_native_routes() {
         out = sse(state == JobState::Done ? "done" : "error", job_json(*job, true));
         st->ended = true;
       } else {
-        progress["position"] = std::max<int64_t>(workers[job->req.model]->position(*job), 0);
+        progress["position"] = std::max<int64_t>(queue->position(*job), 0);
         out = sse("progress", progress);
       }
       return sink.write(out.data(), out.size());

@@ -78,7 +78,7 @@ void Server::Impl::add_sdapi_routes() {
               }
               if (!final_state) {
                 if (stopping || !sink.write(" ", 1)) {  // the client is gone: stop its job
-                  workers[model]->cancel(job);
+                  queue->cancel(job);
                   return false;
                 }
                 return true;
@@ -98,7 +98,7 @@ void Server::Impl::add_sdapi_routes() {
               return true;
             },
             [this, job, model](bool success) {
-              if (!success) workers[model]->cancel(job);  // the response could not be sent
+              if (!success) queue->cancel(job);  // the response could not be sent
             });
       });
     };
@@ -141,7 +141,7 @@ void Server::Impl::add_sdapi_routes() {
         std::lock_guard<std::mutex> lock(j->m);
         running = j->state == JobState::Running && j->sdapi;
       }
-      if (running) workers[j->req.model]->cancel(j);
+      if (running) queue->cancel(j);
     }
     serve::send_json(res, json::object());
   });

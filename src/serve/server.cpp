@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <sys/socket.h>
 
 #include "diffuse/data.hpp"
 #include "diffuse/error.hpp"
@@ -75,7 +76,7 @@ Server::Server(const ServeConfig& cfg) : impl_(std::make_unique<Impl>()) {
   if (cfg.queue < 1) throw Error("--queue must be >= 1");
   if (cfg.max_body_mb < 1 || cfg.max_body_mb > 1024) throw Error("--max-body must be in 1 … 1024 (MB)");
   if (cfg.port < 0 || cfg.port > 65535) throw Error("--port must be in 0 … 65535");
-  const torch::Device device = resolve_device(cfg.device);
+  s.device = resolve_device(cfg.device);
   for (const auto& path : find_runs(cfg.runs)) {
     const std::string name = path.filename().string();
     LoadedRun run;
@@ -98,14 +99,21 @@ Server::Server(const ServeConfig& cfg) : impl_(std::make_unique<Impl>()) {
     info.class_names = run.class_names;
     s.infos.push_back(info);
     s.paths.push_back(std::filesystem::absolute(path).string());
-    s.workers.push_back(std::make_unique<serve::ModelWorker>(name, std::move(run), device, cfg.queue));
+    s.runs.push_back(std::make_unique<LoadedRun>(std::move(run)));
   }
-  if (s.workers.empty())
+  s.queue = std::make_unique<serve::JobQueue>(s.runs.size(), cfg.queue);
+  if (s.runs.empty())
     throw Error("no image runs in " + cfg.runs, "train one first: diffuse train --preset fmnist-tiny --out " + cfg.runs + "/fmnist");
 
   auto& http = s.http;
   const size_t threads = std::max<size_t>(cfg.http_threads, 8);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on the
+  // same port starts without an error and the kernel splits the connections between the two.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http.set_payload_max_length(cfg.max_body_mb << 20);
   http.set_read_timeout(30);
   http.set_write_timeout(30);
@@ -168,19 +176,33 @@ Server::Server(const ServeConfig& cfg) : impl_(std::make_unique<Impl>()) {
 
 Server::~Server() {
   stop();
-  impl_->workers.clear();  // cancels and joins before the jobs' streams go away
+  if (impl_->listener.joinable()) impl_->listener.join();
 }
 
 int Server::port() const { return impl_->port; }
-size_t Server::models() const { return impl_->workers.size(); }
+size_t Server::models() const { return impl_->runs.size(); }
 
 void Server::run() {
-  if (impl_->stopping) return;  // stopped (by a signal) before it started
-  if (!impl_->http.listen_after_bind() && !impl_->stopping) throw Error("the server stopped listening unexpectedly");
+  Impl& s = *impl_;
+  if (s.stopping) return;  // stopped (by a signal) before it started
+  s.listener = std::thread([&s] {
+    if (!s.http.listen_after_bind() && !s.stopping) {
+      std::fprintf(stderr, "diffuse serve: the server stopped listening unexpectedly\n");
+      s.queue->stop();
+    }
+  });
+  std::vector<const LoadedRun*> runs;
+  for (const auto& r : s.runs) runs.push_back(r.get());
+  s.queue->run(runs, s.device);  // until stop(): the jobs run on this thread, the one that loaded the models
+  s.stopping = true;
+  s.wake_all();
+  s.http.stop();
+  s.listener.join();
 }
 
 void Server::stop() {
   impl_->stopping = true;
+  impl_->queue->stop();
   impl_->wake_all();
   impl_->http.stop();
 }
@@ -204,9 +226,8 @@ std::shared_ptr<Job> Server::Impl::submit(serve::JobRequest req, bool sdapi) {
   }
   job->sdapi = sdapi;
   job->steps = req.sampler.steps;
-  const size_t model = req.model;
   job->req = std::move(req);
-  if (!workers[model]->submit(job)) {
+  if (!queue->submit(job)) {
     std::lock_guard<std::mutex> lock(job->m);
     job->state = JobState::Cancelled;
     job->error = "queue full";
@@ -219,7 +240,7 @@ std::shared_ptr<Job> Server::Impl::submit(serve::JobRequest req, bool sdapi) {
 json Server::Impl::job_json(const Job& job, bool inline_images) const {
   const auto& r = job.req;
   const auto& info = infos[r.model];
-  const int64_t position = workers[r.model]->position(job);
+  const int64_t position = queue->position(job);
   json params{{"sampler", to_string(r.sampler.kind)}, {"sigmas", to_string(r.sampler.sigmas)},
               {"steps", r.sampler.steps},           {"guidance", r.guidance},
               {"clip", r.sampler.clip_x0},          {"seed", job.seed},

@@ -6,6 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "diffuse/serve.hpp"
@@ -16,8 +17,11 @@ namespace diffuse {
 
 struct Server::Impl {
   ServeConfig cfg;
-  std::vector<std::unique_ptr<serve::ModelWorker>> workers;  // one per model, in name order
-  std::vector<serve::ModelInfo> infos;                       // the same order
+  std::vector<std::unique_ptr<LoadedRun>> runs;  // one per model, in name order
+  std::vector<serve::ModelInfo> infos;           // the same order
+  std::unique_ptr<serve::JobQueue> queue;
+  torch::Device device{torch::kCPU};
+  std::thread listener;  // HTTP; the thread calling run() runs the jobs
   std::vector<std::string> paths;                            // run folders
   std::atomic<size_t> default_model{0};                      // /sdapi/v1/options can change it
   serve::JobStore store;
