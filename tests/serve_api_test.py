@@ -336,6 +336,13 @@ def run_checks(s):
     check("img2img without init_images → 400", error_field(st, r, 400, "init_images"), r)
     st, o = s.json("GET", "/sdapi/v1/options")
     check("sdapi options", st == 200 and o["sd_model_checkpoint"] == "fmnist")
+    st, _ = s.json("POST", "/sdapi/v1/options", {"sd_model_checkpoint": "rgb"})
+    st2, r = s.json("POST", "/sdapi/v1/txt2img", {"steps": 3})
+    st3, bad = s.json("POST", "/sdapi/v1/options", {"sd_model_checkpoint": "sd15"})
+    s.json("POST", "/sdapi/v1/options", {"sd_model_checkpoint": "fmnist"})
+    check("POST options switches the default model", st == 200 and st2 == 200 and
+          json.loads(r["info"])["sd_model_name"] == "rgb" and error_field(st3, bad, 400, "sd_model_checkpoint", "rgb"),
+          (st, st2, st3, str(bad)[:100]))
     # progress and interrupt while a synchronous txt2img runs in another thread
     res = {}
     t = threading.Thread(target=lambda: res.update(r=s.json("POST", "/sdapi/v1/txt2img",

@@ -229,13 +229,15 @@ async function main() {
     });
     await page.click('#generate');
     await waitForState(['queued', 'running', 'done'], 30000);
-    // Mid-sampling screenshot, at the first live preview (a tiny model may take only a second).
+    // Mid-sampling screenshot, at a live preview about a third of the way (a tiny model may take
+    // only a second: then whatever is running).
     let mid = 'missed (the job was too quick)';
     try {
       await page.waitForFunction(() => {
         const st = document.getElementById('status').dataset.state;
         if (['done', 'failed', 'cancelled'].includes(st)) return true;
-        return st === 'running' && document.getElementById('preview').dataset.kind === 'live';
+        const bar = document.getElementById('progress');
+        return st === 'running' && document.getElementById('preview').dataset.kind === 'live' && bar.value >= 0.3 * bar.max;
       }, null, {timeout: T, polling: 10});
       if (await page.evaluate(() => document.getElementById('status').dataset.state) === 'running') {
         const p = await page.evaluate(() => document.getElementById('progress-text').textContent);
@@ -322,7 +324,7 @@ async function main() {
     assert(mask.white > 0, 'the mask has no white pixels after the stroke');
     assert(mask.white < mask.total, 'the stroke whitened the whole mask');
     await page.selectOption('#method', 'repaint');
-    await setValue('#rsteps', 100);
+    await setValue('#rsteps', 20);
     await setValue('#batch', 1);
     await setValue('#seed', 7);
     await page.mouse.move(box.x + box.width + 40, box.y);  // the brush cursor off the canvas
