@@ -74,6 +74,9 @@ expect_ok sample "$BIN" sample --run "$T/run" --n 20 --out "$T/s" --chain "$T/ch
 # sample i does not depend on the batch it was drawn in
 expect_ok sample-b "$BIN" sample --run "$T/run" --n 20 --batch 7 --out "$T/s7"
 cmp -s "$T/s/samples.csv" "$T/s7/samples.csv" && ok || bad "samples independent of --batch"
+# vector runs: no clipping unless asked (standardised data are unbounded)
+expect_ok sample-c0 "$BIN" sample --run "$T/run" --n 20 --out "$T/sc0" --clip 0
+cmp -s "$T/s/samples.csv" "$T/sc0/samples.csv" && ok || bad "vector runs sample with --clip 0 by default"
 expect_fail sample-norun "no checkpoint at" "$BIN" sample --run "$T/nothing" --n 2 --out "$T/s2"
 expect_fail bad-sampler "valid samplers: ddpm, ddim, euler, euler-ancestral, heun, dpm++2m, dpm++2m-sde, unipc" \
   "$BIN" sample --run "$T/run" --n 2 --out "$T/s3" --sampler euler-a
@@ -113,6 +116,11 @@ expect_ok img-sample1 "$BIN" sample --run "$T/img" --n 5 --class 7 --guidance 2 
 cmp -s "$T/imgs/000003.png" "$T/imgs1/000003.png" && ok || bad "sample i does not depend on the batch (class 7 = sneaker)"
 expect_ok img-dpm "$BIN" sample --run "$T/img" --n 3 --out "$T/imgd" --sampler dpm++2m --steps 5 --strip "$T/strip5.png"
 [ -s "$T/imgd/000002.png" ] && [ -s "$T/strip5.png" ] && ok || bad "dpm++2m image samples and strip"
+# --clip defaults to 1 for image runs (the same images as --clip 1, not those of --clip 0)
+expect_ok clip1 "$BIN" sample --run "$T/img" --n 3 --out "$T/imgc1" --sampler dpm++2m --steps 5 --clip 1
+expect_ok clip0 "$BIN" sample --run "$T/img" --n 3 --out "$T/imgc0" --sampler dpm++2m --steps 5 --clip 0
+cmp -s "$T/imgd/000002.png" "$T/imgc1/000002.png" && ! cmp -s "$T/imgd/000002.png" "$T/imgc0/000002.png" && ok ||
+  bad "image runs sample with --clip 1 unless told otherwise"
 expect_fail bad-class "or t-shirt, trouser" "$BIN" sample --run "$T/img" --n 1 --class boots --out "$T/x"
 expect_fail no-mnist "apt-get install dataset-fashion-mnist" "$BIN" train --data fashion-mnist --data-dir "$T/none" --out "$T/x"
 expect_ok img-forward "$BIN" forward --data fashion-mnist:test --out "$T/ffwd.png"

@@ -245,6 +245,17 @@ def run_checks(s):
     jc = s.wait(r["id"]) if st == 202 else {}
     check("colorize: gray 16×16 → RGB", jc.get("state") == "done" and
           testfiles.read_png_bytes(png_of(jc["images"][0]["png"]))[:3] == (16, 16, 3), r)
+    st, r = s.json("POST", "/diffuse/v1/jobs", {"model": "fmnist", "mode": "inpaint", "image": img, "mask": "half:top",
+                                                "steps": 10, "jump_length": 5, "resample": 2})
+    jr = s.wait(r["id"]) if st == 202 else {}
+    check("repaint's jump_length and resample (10 steps → 20 moves)", jr.get("state") == "done" and
+          jr["progress"]["steps"] == 20, (st, r, jr.get("progress")))
+    st, r = s.json("POST", "/diffuse/v1/jobs", {"model": "fmnist", "sampler": "heun", "churn": 5, "sigmas": "karras",
+                                                "steps": 5, "seed": 3})
+    check("sampler options (heun, churn, karras)", st == 202 and s.wait(r["id"])["state"] == "done", r)
+    st, r = s.json("POST", "/diffuse/v1/jobs", {"model": "fmnist", "mode": "upscale", "image": low, "method": "dps",
+                                                "dps_scale": 0.5, "sigma_y": 0.05, "steps": 10})
+    check("dps upscale with dps_scale and sigma_y", st == 202 and s.wait(r["id"])["state"] == "done", r)
     st, r = s.json("POST", "/diffuse/v1/jobs", {"model": "fmnist", "mode": "edit", "image": img, "strength": 0.4,
                                                 "steps": 20, "class": "bag"})
     check("edit (SDEdit)", st == 202 and s.wait(r["id"])["state"] == "done", r)

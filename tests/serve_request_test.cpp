@@ -70,6 +70,41 @@ TEST(ServeRequest, FieldsAreRead) {
   EXPECT_EQ(parse_job_request(json{{"steps", 20.0}}, serve_models()).sampler.steps, 20);  // clients that write floats
 }
 
+TEST(ServeRequest, TheCliSamplerAndRestorationOptions) {
+  auto r = parse_job_request(json{{"sampler", "ddim"}, {"spacing", "leading"}, {"steps_offset", 1}, {"eta", 0.3},
+                                  {"final_alpha_one", false}},
+                             serve_models());
+  EXPECT_EQ(r.sampler.spacing, TimestepSpacing::Leading);
+  EXPECT_EQ(r.sampler.steps_offset, 1);
+  EXPECT_EQ(*r.sampler.final_alpha_one, false);
+  r = parse_job_request(json{{"sampler", "heun"}, {"churn", 10}, {"s_noise", 1.003}, {"sigmas", "karras"}, {"rho", 5}}, serve_models());
+  EXPECT_EQ(*r.sampler.churn, 10);
+  EXPECT_EQ(r.sampler.rho, 5);
+  r = parse_job_request(json{{"sampler", "ddpm"}, {"timesteps", {999, 500, 0}}, {"variance", "beta"}}, serve_models());
+  EXPECT_EQ(r.sampler.timesteps, (std::vector<int64_t>{999, 500, 0}));
+  EXPECT_EQ(*r.sampler.variance, DdpmVariance::Beta);
+  const auto img = serve_png_uri(1, 28, 28);
+  r = parse_job_request(json{{"mode", "inpaint"}, {"image", img}, {"mask", "half:left"}, {"jump_length", 5}, {"resample", 3}},
+                        serve_models());
+  EXPECT_EQ(r.jump_length, 5);
+  EXPECT_EQ(r.resample, 3);
+  r = parse_job_request(json{{"mode", "upscale"}, {"image", serve_png_uri(1, 14, 14)}, {"method", "dps"}, {"dps_scale", 0.5},
+                             {"sigma_y", 0.05}},
+                        serve_models());
+  EXPECT_EQ(r.dps_scale, 0.5);
+  EXPECT_EQ(r.sigma_y, 0.05);
+  EXPECT_EQ(serve_error_field(json{{"sampler", "dpm++2m"}, {"churn", 1}}), "sampler");  // not an option of dpm++2m
+  EXPECT_EQ(serve_error_field(json{{"spacing", "middle"}}), "spacing");
+  EXPECT_EQ(serve_error_field(json{{"timesteps", {1000}}}), "timesteps");
+  EXPECT_EQ(serve_error_field(json{{"timesteps", "999,0"}}), "timesteps");
+  EXPECT_EQ(serve_error_field(json{{"final_alpha_one", 1}}), "final_alpha_one");
+  EXPECT_EQ(serve_error_field(json{{"jump_length", 5}}), "jump_length");  // generate
+  EXPECT_EQ(serve_error_field(json{{"mode", "inpaint"}, {"image", img}, {"mask", "half:left"}, {"method", "ddnm"}, {"resample", 2}}),
+            "resample");
+  EXPECT_EQ(serve_error_field(json{{"mode", "inpaint"}, {"image", img}, {"mask", "half:left"}, {"sigma_y", 0.1}}), "sigma_y");
+  EXPECT_EQ(serve_error_field(json{{"mode", "edit"}, {"image", img}, {"dps_scale", 1}}), "dps_scale");
+}
+
 TEST(ServeRequest, EveryErrorNamesItsField) {
   EXPECT_EQ(serve_error_field(json{{"steps", "ten"}}), "steps");
   EXPECT_EQ(serve_error_field(json{{"steps", 0}}), "steps");

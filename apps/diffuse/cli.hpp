@@ -51,12 +51,15 @@ struct SamplerFlags {
   std::string sigmas = to_string(SamplerConfig{}.sigmas);
   std::string variance = "beta-tilde";
   int64_t steps = 0, steps_offset = 0;
-  double rho = 7.0, clip = 0.0, eta = 0, churn = 0, s_tmin = 0, s_tmax = 0, s_noise = 1;
+  double rho = 7.0, eta = 0, churn = 0, s_tmin = 0, s_tmax = 0, s_noise = 1;
+  double clip = -1;  // −1: by the run (resolve)
   int order = 2;
   bool final_alpha_one = true;
   std::vector<int64_t> timesteps;
   CLI::Option *o_variance{}, *o_eta{}, *o_churn{}, *o_tmin{}, *o_tmax{}, *o_noise{}, *o_order{}, *o_final{};
-  SamplerConfig resolve() const;
+  // image_run: --clip's default is 1 for image runs (pixels lie in [−1, 1]; diffusers' pixel
+  // DDPM/DDIM schedulers clip by default) and 0 for vector runs (standardised, unbounded).
+  SamplerConfig resolve(bool image_run) const;
 };
 void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 

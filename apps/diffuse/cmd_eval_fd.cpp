@@ -170,7 +170,7 @@ void add_eval_fd(CLI::App& eval) {
       dc.batch = o->batch;
       dc.seed = o->seed;
       dc.guidance = o->guidance;
-      dc.sampler = o->sampler.resolve();
+      dc.sampler = o->sampler.resolve(true);
       if (run.config.unet.num_classes > 0) {
         // Classes in the proportions of the run's training data (emoji: 58 % people-body), so
         // that the samples and the reference have the same mix; i mod K if it has no labels.

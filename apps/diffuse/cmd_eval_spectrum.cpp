@@ -95,8 +95,8 @@ void run_spectrum(SpectrumOpts& o) {
   dopt.image_size = o.image_size;
   dopt.background = o.background;
   if (!o.run.empty()) {
-    sc = o.sampler.resolve();
     run = std::make_unique<LoadedRun>(load_run(o.run, o.weights == "ema", o.device));
+    sc = o.sampler.resolve(is_image_spec(run->config.data));
     if (o.data.empty()) o.data = run->config.data;
     if (o.data_dir.empty()) dopt.data_dir = run->config.data_dir;
     if (o.data == run->config.data) {  // the run's images, as it was trained on them

@@ -55,7 +55,7 @@ void run_task(const RestoreOpts& o) {
   if (o.n < 1) throw Error("--n must be >= 1");
   if (o.weights != "ema" && o.weights != "raw") throw Error("--weights must be ema or raw");
   RestoreConfig cfg;
-  cfg.sampler = o.sampler.resolve();
+  cfg.sampler = o.sampler.resolve(true);
   cfg.jump_length = o.jump_length;
   cfg.resample = o.resample;
   cfg.strength = o.strength;

@@ -71,10 +71,10 @@ void add_sample(CLI::App& app) {
     if (o->n < 1 || o->batch < 1) throw Error("--n and --batch must be >= 1");
     o->n = quick_n(o->n);
     if (o->weights != "ema" && o->weights != "raw") throw Error("--weights must be ema or raw");
-    const SamplerConfig sc = o->sampler.resolve();
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
+    const SamplerConfig sc = o->sampler.resolve(image);
     if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     set_intra_op_threads(o->threads, image);
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;

@@ -17,8 +17,9 @@ void add_sampler_flags(CLI::App& cmd, SamplerFlags& f) {
   cmd.add_option("--rho", f.rho, "karras: rho")->capture_default_str()->group(g);
   cmd.add_option("--timesteps", f.timesteps, "custom descending timesteps, e.g. 999,666,333,0")
       ->delimiter(',')->group(g);
-  cmd.add_option("--clip", f.clip, "clamp the x0 estimate to [-clip, clip] in model units (0: off)")
-      ->capture_default_str()->group(g);
+  cmd.add_option("--clip", f.clip,
+                 "clamp the x0 estimate to [-clip, clip] in model units; 0: off (default: 1 for image runs, 0 for vector runs)")
+      ->group(g);
   f.o_variance = cmd.add_option("--variance", f.variance, "ddpm: reverse variance, beta or beta-tilde (default)")
                      ->group(g);
   f.o_eta = cmd.add_option("--eta", f.eta, "ddim (default 0), euler-ancestral, dpm++2m-sde (default 1): noise scale")
@@ -34,7 +35,7 @@ void add_sampler_flags(CLI::App& cmd, SamplerFlags& f) {
   f.o_order = cmd.add_option("--order", f.order, "unipc: order 1, 2 (default) or 3")->group(g);
 }
 
-SamplerConfig SamplerFlags::resolve() const {
+SamplerConfig SamplerFlags::resolve(bool image_run) const {
   SamplerConfig c;
   c.kind = parse_sampler_kind(sampler);
   c.steps = steps;
@@ -43,7 +44,7 @@ SamplerConfig SamplerFlags::resolve() const {
   c.sigmas = parse_sigma_schedule(sigmas);
   c.rho = rho;
   c.timesteps = timesteps;
-  c.clip_x0 = clip;
+  c.clip_x0 = clip < 0 && clip == -1 ? (image_run ? 1.0 : 0.0) : clip;  // other negatives: validate() says why
   if (given(o_variance)) c.variance = parse_ddpm_variance(variance);
   if (given(o_eta)) c.eta = eta;
   if (given(o_final)) c.final_alpha_one = final_alpha_one;

@@ -81,10 +81,14 @@ torch::Tensor restoration(const LoadedRun& run, const torch::Device& device, Job
     case Mode::Edit:
     case Mode::Generate: break;
   }
+  A.sigma_y = r.sigma_y;
   RestoreConfig rc;
   rc.method = r.method;
   rc.sampler = r.sampler;
   rc.strength = r.strength;
+  rc.jump_length = r.jump_length;
+  rc.resample = r.resample;
+  rc.dps_scale = r.dps_scale;
   // y: the measurement. Inpaint: the image's known pixels; upscale and colorize: the image
   // sent (low resolution / gray); edit: the image itself (A = identity).
   torch::Tensor y = r.mode == Mode::Inpaint ? A.apply(r.image) : r.image;
@@ -219,7 +223,7 @@ void JobQueue::run(const std::vector<const LoadedRun*>& runs, const torch::Devic
       std::lock_guard<std::mutex> lock(job->m);
       job->state = JobState::Running;
       job->started_at = now_seconds();
-      job->steps = job->req.sampler.steps;
+      job->steps = planned_steps(job->req);
       job->changed();
     }
     JobState end = JobState::Done;

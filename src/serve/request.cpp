@@ -191,6 +191,9 @@ void check_sampler(JobRequest& r, const std::string& field) {
     rc.method = r.method;
     rc.sampler = r.sampler;
     rc.strength = r.strength;
+    rc.jump_length = r.jump_length;
+    rc.resample = r.resample;
+    rc.dps_scale = r.dps_scale;
     if (r.mode != Mode::Generate) {
       const auto A = r.mode == Mode::Inpaint    ? Degradation::mask(torch::ones({2, 2}))
                      : r.mode == Mode::Upscale  ? Degradation::downsample(r.factor)
@@ -244,9 +247,44 @@ JobRequest parse_job_request(const json& body, const std::vector<ModelInfo>& mod
   }
   r.sampler.steps = f.integer("steps", std::min<int64_t>(m.T, r.mode == Mode::Generate ? 20 : 100), 1, m.T);
   r.sampler.clip_x0 = f.number("clip", 1.0, 0.0, 1e6);
-  if (const json* e = f.get("eta")) {
-    if (!e->is_number()) throw RequestError("eta", "'eta' must be a number");
-    r.sampler.eta = f.number("eta", 0, 0, 100);
+  // The sampler's own options, as the CLI's flags: given to a sampler that does not take one,
+  // validate() says which samplers do (a 400 naming "sampler").
+  if (f.get("spacing")) {
+    try {
+      r.sampler.spacing = parse_timestep_spacing(f.str("spacing", ""));
+    } catch (const Error& e) {
+      throw RequestError("spacing", e.what(), e.hint());
+    }
+  }
+  r.sampler.steps_offset = f.integer("steps_offset", 0, 0, m.T);
+  r.sampler.rho = f.number("rho", 7.0, 1e-3, 1e3);
+  if (const json* ts = f.get("timesteps")) {
+    if (!ts->is_array() || ts->empty() || ts->size() > size_t(m.T))
+      throw RequestError("timesteps", "'timesteps' must be a list of 1 … T descending integers");
+    for (const auto& t : *ts) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= m.T)
+        throw RequestError("timesteps", "every timestep must be an integer in 0 … " + std::to_string(m.T - 1));
+      r.sampler.timesteps.push_back(t.get<int64_t>());
+    }
+    if (body.contains("steps")) throw RequestError("steps", "custom timesteps replace steps", "leave 'steps' out");
+    r.sampler.steps = 0;
+  }
+  if (f.get("variance")) {
+    try {
+      r.sampler.variance = parse_ddpm_variance(f.str("variance", ""));
+    } catch (const Error& e) {
+      throw RequestError("variance", e.what(), e.hint());
+    }
+  }
+  if (f.get("eta")) r.sampler.eta = f.number("eta", 0, 0, 100);
+  if (f.get("churn")) r.sampler.churn = f.number("churn", 0, 0, 1e3);
+  if (f.get("s_tmin")) r.sampler.s_tmin = f.number("s_tmin", 0, 0, 1e6);
+  if (f.get("s_tmax")) r.sampler.s_tmax = f.number("s_tmax", 0, 0, 1e9);
+  if (f.get("s_noise")) r.sampler.s_noise = f.number("s_noise", 1, 0, 100);
+  if (f.get("order")) r.sampler.order = int(f.integer("order", 2, 1, 3));
+  if (const json* fa = f.get("final_alpha_one")) {
+    if (!fa->is_boolean()) throw RequestError("final_alpha_one", "'final_alpha_one' must be true or false");
+    r.sampler.final_alpha_one = fa->get<bool>();
   }
   r.guidance = f.number("guidance", 1.0, -100, 100);
   r.seed = f.integer("seed", -1, -1, kMaxRandomSeed);
@@ -260,9 +298,21 @@ JobRequest parse_job_request(const json& body, const std::vector<ModelInfo>& mod
   if (r.mode == Mode::Upscale && m.image_size % r.factor != 0)
     throw RequestError("factor", "the model's " + std::to_string(m.image_size) + "-pixel images do not divide by " + std::to_string(r.factor));
   r.strength = f.number("strength", 0.5, 1e-6, 1.0);
+  // Options of one restoration method only: an error for another (as the CLI's).
+  for (const auto& [key, method] : {std::pair<const char*, RestoreMethod>{"jump_length", RestoreMethod::Repaint},
+                                    {"resample", RestoreMethod::Repaint}, {"dps_scale", RestoreMethod::Dps}})
+    if (f.get(key) && (r.mode == Mode::Generate || r.method != method))
+      throw RequestError(key, "'" + std::string(key) + "' is an option of method " + to_string(method));
+  r.jump_length = f.integer("jump_length", r.jump_length, 1, 1000);
+  r.resample = f.integer("resample", r.resample, 1, 100);
+  r.dps_scale = f.number("dps_scale", r.dps_scale, 0, 1e6);
+  if (f.get("sigma_y") && (r.mode == Mode::Generate || r.mode == Mode::Edit || r.method == RestoreMethod::Repaint))
+    throw RequestError("sigma_y", "'sigma_y' (measurement noise) is an option of ddnm and dps");
+  r.sigma_y = f.number("sigma_y", 0, 0, 10);
   r.preview_every = f.integer("preview_every", -1, -1, 1000000);
   r.preview_default = r.preview_every < 0;
-  if (r.preview_default) r.preview_every = std::max<int64_t>(1, r.sampler.steps / 10);
+  const int64_t steps = r.sampler.timesteps.empty() ? r.sampler.steps : int64_t(r.sampler.timesteps.size());
+  if (r.preview_default) r.preview_every = std::max<int64_t>(1, steps / 10);
   const std::string image = f.str("image", ""), mask = f.str("mask", "");
   if (r.mode == Mode::Generate && (!image.empty() || !mask.empty()))
     throw RequestError(image.empty() ? "mask" : "image", "generate takes no image", "use mode inpaint, upscale, colorize or edit");

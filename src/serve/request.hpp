@@ -58,11 +58,21 @@ struct JobRequest {
   RestoreMethod method = RestoreMethod::Ddnm;
   int64_t factor = 2;         // upscale
   double strength = 0.5;      // edit
+  // As the CLI's restoration flags (RestoreConfig, Degradation::sigma_y).
+  int64_t jump_length = RestoreConfig{}.jump_length, resample = RestoreConfig{}.resample;  // repaint
+  double dps_scale = RestoreConfig{}.dps_scale;  // dps
+  double sigma_y = 0;                             // ddnm, dps: measurement noise (DDNM+)
   int64_t preview_every = 0;  // steps between previews (0: none)
   bool preview_default = true;
   // A1111: the request's fields as given (echoed back as "parameters") and its prompt.
   std::string prompt;
 };
+
+// The steps a job will report before its first step tells (custom timesteps: their count;
+// RePaint's jumps and SDEdit's partial start correct it then).
+inline int64_t planned_steps(const JobRequest& r) {
+  return r.sampler.timesteps.empty() ? r.sampler.steps : int64_t(r.sampler.timesteps.size());
+}
 
 // POST /diffuse/v1/jobs. Throws RequestError naming the field.
 JobRequest parse_job_request(const nlohmann::json& body, const std::vector<ModelInfo>& models);

@@ -225,7 +225,7 @@ std::shared_ptr<Job> Server::Impl::submit(serve::JobRequest req, bool sdapi) {
     job->seed = uint64_t(req.seed);
   }
   job->sdapi = sdapi;
-  job->steps = req.sampler.steps;
+  job->steps = serve::planned_steps(req);
   job->req = std::move(req);
   if (!queue->submit(job)) {
     std::lock_guard<std::mutex> lock(job->m);
