@@ -25,6 +25,11 @@ namespace {
 // build/tests/diffuse_tests → build/diffuse
 std::string cli() { return (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "diffuse").string(); }
 
+// These tests start the CLI; `make test-asan` builds the library and the tests only.
+#define DIFFUSE_REQUIRE_CLI()                                                              \
+  if (!fs::exists(cli())) GTEST_SKIP() << cli() << " is not built (DIFFUSE_BUILD_APPS=OFF, " \
+                                                   "as in make test-asan)"
+
 std::string fresh_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("diffuse_dist_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(d);
@@ -108,6 +113,7 @@ const std::string kRun = "train --data toy:swissroll --batch 64 --log-every 5 --
 }  // namespace
 
 TEST(Distributed, TwoRanksOfHalfTheBatchMatchOneRank) {
+  DIFFUSE_REQUIRE_CLI();
   const auto d = fresh_dir("equiv");
   ASSERT_EQ(run(kRun + " --steps 15 --out " + d + "/one", d + "/one.log"), 0) << slurp(d + "/one.log");
   ASSERT_EQ(run(kRun + " --steps 15 --nproc 2 --dist-timeout 20 --out " + d + "/two", d + "/two.log"), 0)
@@ -124,6 +130,7 @@ TEST(Distributed, TwoRanksOfHalfTheBatchMatchOneRank) {
 }
 
 TEST(Distributed, ResumesWithAnotherWorldSize) {
+  DIFFUSE_REQUIRE_CLI();
   const auto d = fresh_dir("resume");
   ASSERT_EQ(run(kRun + " --steps 20 --out " + d + "/straight", d + "/s.log"), 0) << slurp(d + "/s.log");
   // 2 ranks for 10 steps, then 1 rank to 20.
@@ -141,6 +148,7 @@ TEST(Distributed, ResumesWithAnotherWorldSize) {
 }
 
 TEST(Distributed, KilledRankStopsTheOtherNamingIt) {
+  DIFFUSE_REQUIRE_CLI();
   const auto d = fresh_dir("kill");
   const std::string master = "127.0.0.1:" + std::to_string(free_port());
   std::vector<std::string> common{"train", "--data", "toy:swissroll", "--batch", "64", "--steps", "1000000",
@@ -176,6 +184,7 @@ TEST(Distributed, KilledRankStopsTheOtherNamingIt) {
 }
 
 TEST(Distributed, MissingRankIsNamed) {
+  DIFFUSE_REQUIRE_CLI();
   const auto d = fresh_dir("missing");
   const std::string master = "127.0.0.1:" + std::to_string(free_port());
   const auto t0 = std::chrono::steady_clock::now();
