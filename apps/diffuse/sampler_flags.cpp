@@ -44,7 +44,7 @@ SamplerConfig SamplerFlags::resolve(bool image_run) const {
   c.sigmas = parse_sigma_schedule(sigmas);
   c.rho = rho;
   c.timesteps = timesteps;
-  c.clip_x0 = clip < 0 && clip == -1 ? (image_run ? 1.0 : 0.0) : clip;  // other negatives: validate() says why
+  c.clip_x0 = clip == -1 ? (image_run ? 1.0 : 0.0) : clip;  // other negatives: validate() says why
   if (given(o_variance)) c.variance = parse_ddpm_variance(variance);
   if (given(o_eta)) c.eta = eta;
   if (given(o_final)) c.final_alpha_one = final_alpha_one;

@@ -73,22 +73,8 @@ torch::Tensor restoration(const LoadedRun& run, const torch::Device& device, Job
   const JobRequest& r = job.req;
   const int64_t C = run.config.unet.in_channels, R = run.config.unet.image_size, K = run.config.unet.num_classes;
   const int64_t n = int64_t(seeds.size());
-  Degradation A = Degradation::identity();
-  switch (r.mode) {
-    case Mode::Inpaint: A = Degradation::mask(r.known); break;
-    case Mode::Upscale: A = Degradation::downsample(r.factor); break;
-    case Mode::Colorize: A = Degradation::gray(); break;
-    case Mode::Edit:
-    case Mode::Generate: break;
-  }
-  A.sigma_y = r.sigma_y;
-  RestoreConfig rc;
-  rc.method = r.method;
-  rc.sampler = r.sampler;
-  rc.strength = r.strength;
-  rc.jump_length = r.jump_length;
-  rc.resample = r.resample;
-  rc.dps_scale = r.dps_scale;
+  const Degradation A = degradation(r, r.known);
+  const RestoreConfig rc = restore_config(r);
   // y: the measurement. Inpaint: the image's known pixels; upscale and colorize: the image
   // sent (low resolution / gray); edit: the image itself (A = identity).
   torch::Tensor y = r.mode == Mode::Inpaint ? A.apply(r.image) : r.image;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "diffuse/image_io.hpp"
 
@@ -161,10 +162,7 @@ void parse_restoration_inputs(JobRequest& r, const ModelInfo& m, const std::stri
     else img = img.to(torch::kFloat32).mean(0, true).round().to(torch::kUInt8);  // RGB into a gray model
   }
   r.image = img.to(torch::kFloat32).div(127.5).sub(1.0).unsqueeze(0);
-  if (r.mode != Mode::Inpaint) {
-    if (!mask_value.empty()) throw RequestError(mask_field, "only inpaint takes a mask");
-    return;
-  }
+  if (r.mode != Mode::Inpaint) return;  // a mask for another mode was refused with the fields
   if (mask_value.empty()) throw RequestError(mask_field, "inpaint needs a mask", "a PNG (white = fill) or box:x,y,w,h, half:left, random:p");
   const bool spec = mask_value.rfind("box:", 0) == 0 || mask_value.rfind("half:", 0) == 0 || mask_value.rfind("random:", 0) == 0;
   if (spec) {  // never a file name: parse_mask would read a file of the server's
@@ -187,20 +185,7 @@ void parse_restoration_inputs(JobRequest& r, const ModelInfo& m, const std::stri
 void check_sampler(JobRequest& r, const std::string& field) {
   try {
     validate(r.sampler);
-    RestoreConfig rc;
-    rc.method = r.method;
-    rc.sampler = r.sampler;
-    rc.strength = r.strength;
-    rc.jump_length = r.jump_length;
-    rc.resample = r.resample;
-    rc.dps_scale = r.dps_scale;
-    if (r.mode != Mode::Generate) {
-      const auto A = r.mode == Mode::Inpaint    ? Degradation::mask(torch::ones({2, 2}))
-                     : r.mode == Mode::Upscale  ? Degradation::downsample(r.factor)
-                     : r.mode == Mode::Colorize ? Degradation::gray()
-                                                : Degradation::identity();
-      validate(rc, A);
-    }
+    if (r.mode != Mode::Generate) validate(restore_config(r), degradation(r, torch::ones({2, 2})));
   } catch (const RequestError&) {
     throw;
   } catch (const Error& e) {
@@ -209,6 +194,26 @@ void check_sampler(JobRequest& r, const std::string& field) {
 }
 
 }  // namespace
+
+RestoreConfig restore_config(const JobRequest& r) {
+  RestoreConfig rc;
+  rc.method = r.method;
+  rc.sampler = r.sampler;
+  rc.strength = r.strength;
+  rc.jump_length = r.jump_length;
+  rc.resample = r.resample;
+  rc.dps_scale = r.dps_scale;
+  return rc;
+}
+
+Degradation degradation(const JobRequest& r, const torch::Tensor& known) {
+  Degradation A = r.mode == Mode::Inpaint    ? Degradation::mask(known)
+                  : r.mode == Mode::Upscale  ? Degradation::downsample(r.factor)
+                  : r.mode == Mode::Colorize ? Degradation::gray()
+                                             : Degradation::identity();
+  A.sigma_y = r.sigma_y;
+  return A;
+}
 
 JobRequest parse_job_request(const json& body, const std::vector<ModelInfo>& models) {
   if (!body.is_object()) throw RequestError("", "the body must be a JSON object");
@@ -310,13 +315,10 @@ JobRequest parse_job_request(const json& body, const std::vector<ModelInfo>& mod
     throw RequestError("sigma_y", "'sigma_y' (measurement noise) is an option of ddnm and dps");
   r.sigma_y = f.number("sigma_y", 0, 0, 10);
   r.preview_every = f.integer("preview_every", -1, -1, 1000000);
-  r.preview_default = r.preview_every < 0;
-  const int64_t steps = r.sampler.timesteps.empty() ? r.sampler.steps : int64_t(r.sampler.timesteps.size());
-  if (r.preview_default) r.preview_every = std::max<int64_t>(1, steps / 10);
-  const std::string image = f.str("image", ""), mask = f.str("mask", "");
-  if (r.mode == Mode::Generate && (!image.empty() || !mask.empty()))
-    throw RequestError(image.empty() ? "mask" : "image", "generate takes no image", "use mode inpaint, upscale, colorize or edit");
-  if (r.cls >= 0 && r.guidance != 1.0 && m.num_classes == 0) throw RequestError("guidance", "guidance needs a class-conditional model");
+  if (r.preview_every < 0) r.preview_every = std::max<int64_t>(1, planned_steps(r) / 10);  // default
+  const std::string image = f.str("image", ""), mask = f.str("mask", "");  // a mask outside inpaint: refused above
+  if (r.mode == Mode::Generate && !image.empty())
+    throw RequestError("image", "generate takes no image", "use mode inpaint, upscale, colorize or edit");
   f.no_unknown();
   check_sampler(r, "sampler");
   if (r.mode != Mode::Generate) parse_restoration_inputs(r, m, image, mask, "image", "mask");

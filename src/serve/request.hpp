@@ -63,7 +63,6 @@ struct JobRequest {
   double dps_scale = RestoreConfig{}.dps_scale;  // dps
   double sigma_y = 0;                             // ddnm, dps: measurement noise (DDNM+)
   int64_t preview_every = 0;  // steps between previews (0: none)
-  bool preview_default = true;
   // A1111: the request's fields as given (echoed back as "parameters") and its prompt.
   std::string prompt;
 };
@@ -73,6 +72,11 @@ struct JobRequest {
 inline int64_t planned_steps(const JobRequest& r) {
   return r.sampler.timesteps.empty() ? r.sampler.steps : int64_t(r.sampler.timesteps.size());
 }
+
+// The restoration's config and degradation of a request (mode ≠ generate); `known` is the
+// inpainting mask (its shape only matters for validation).
+RestoreConfig restore_config(const JobRequest& r);
+Degradation degradation(const JobRequest& r, const torch::Tensor& known);
 
 // POST /diffuse/v1/jobs. Throws RequestError naming the field.
 JobRequest parse_job_request(const nlohmann::json& body, const std::vector<ModelInfo>& models);
