@@ -9,6 +9,7 @@
 
 namespace diffuse {
 struct TrainConfig;  // train.hpp
+class FeatNet;       // featnet.hpp
 }
 
 namespace diffuse::cli {
@@ -30,6 +31,9 @@ void add_eval_featnet(CLI::App& eval);   // eval train-featnet
 void add_eval_fd(CLI::App& eval);        // eval fd
 void add_eval_nll(CLI::App& eval);       // eval nll
 void add_eval_spectrum(CLI::App& eval);  // eval spectrum
+void add_eval_recon(CLI::App& eval);     // eval recon
+// uint8 images (N, C, H, W) as the feature network takes them (its channels and size), in cmd_eval_fd.cpp.
+torch::Tensor to_featnet_images(torch::Tensor u8, const FeatNet& net);
 
 // Schedule flags (--schedule, --T, --beta-start, …) bound to cfg. `kind_name`
 // receives --schedule; call finish_schedule_flags after parsing.

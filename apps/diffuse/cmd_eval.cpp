@@ -30,6 +30,7 @@ void add_eval(CLI::App& app) {
   add_eval_fd(*eval);
   add_eval_nll(*eval);
   add_eval_spectrum(*eval);
+  add_eval_recon(*eval);
   swd->callback([o] {
     auto a = read_csv(o->a), b = read_csv(o->b);
     if (a.size(1) != b.size(1))

@@ -22,7 +22,6 @@
 #include "diffuse/train.hpp"
 
 namespace diffuse::cli {
-namespace {
 
 // uint8 (N, C, H, W) → uint8 (N, net C, S, S) of the network: RGB → gray by luma (ITU-R 601),
 // gray → RGB by repeating it; antialiased bilinear resize.
@@ -40,6 +39,8 @@ torch::Tensor to_featnet_images(torch::Tensor u8, const FeatNet& net) {
                .align_corners(false).antialias(true));
   return x.round().clamp(0, 255).to(torch::kUInt8);
 }
+
+namespace {
 
 struct SetStats {
   torch::Tensor feats;  // (N, D) float64
@@ -164,13 +165,15 @@ void add_eval_fd(CLI::App& eval) {
         throw Error(o->run + " is a vector run", "eval fd measures images; for vectors use eval swd");
       if (data.empty()) data = run.config.data;
       background = run.config.background;
-      pick_featnet(run.config.unet.in_channels, run.config.unet.image_size);  // before minutes of sampling
+      run.diffusion("eval fd");  // an autoencoder run: the error naming what to do, before the feature network
+      const auto image_shape = run.image_shape();  // latent runs: the decoder's images
+      pick_featnet(image_shape[0], image_shape[2]);  // before minutes of sampling
       DrawConfig dc;
       dc.n = quick_n(o->n > 0 ? o->n : 1000);
       dc.batch = o->batch;
       dc.seed = o->seed;
       dc.guidance = o->guidance;
-      dc.sampler = o->sampler.resolve(true);
+      dc.sampler = o->sampler.resolve(!run.is_latent());  // latents are not bounded by [−1, 1]: no clip by default
       if (run.config.unet.num_classes > 0) {
         // Classes in the proportions of the run's training data (emoji: 58 % people-body), so
         // that the samples and the reference have the same mix; i mod K if it has no labels.
@@ -189,12 +192,19 @@ void add_eval_fd(CLI::App& eval) {
       samples = to_featnet_images(to_uint8(drawn.samples), *net_ptr);
       if (run.class_names == net_ptr->spec().class_names) asked = drawn.labels;  // comparable to the classifier's
       j["run"] = o->run;
-      j["sampler"] = {{"name", to_string(dc.sampler.kind)},
-                      {"steps", int64_t(sampling_grid(run.denoiser->schedule(), dc.sampler).size()) - 1},
-                      {"network_calls", network_calls(run.denoiser->schedule(), dc.sampler)},
-                      {"guidance", o->guidance},
-                      {"seed", o->seed},
-                      {"seconds_per_image", progress.elapsed() / double(dc.n)}};
+      if (run.is_vae())  // one decoder call per image, z ~ N(0, I)
+        j["sampler"] = {{"name", "vae-decoder"},
+                        {"steps", 0},
+                        {"network_calls", 1},
+                        {"seed", o->seed},
+                        {"seconds_per_image", progress.elapsed() / double(dc.n)}};
+      else
+        j["sampler"] = {{"name", to_string(dc.sampler.kind)},
+                        {"steps", int64_t(sampling_grid(run.denoiser->schedule(), dc.sampler).size()) - 1},
+                        {"network_calls", network_calls(run.denoiser->schedule(), dc.sampler)},
+                        {"guidance", o->guidance},
+                        {"seed", o->seed},
+                        {"seconds_per_image", progress.elapsed() / double(dc.n)}};
     } else {
       samples = load_image_folder(o->samples, 0, 0).images;  // the first image's size and channels
       if (o->n > 0) {

@@ -16,6 +16,8 @@
 #include "diffuse/image_io.hpp"
 #include "diffuse/io.hpp"
 #include "diffuse/likelihood.hpp"
+#include "diffuse/nn/vae.hpp"
+#include "diffuse/sampler.hpp"
 #include "diffuse/plot.hpp"
 #include "diffuse/progress.hpp"
 #include "diffuse/train.hpp"
@@ -123,16 +125,85 @@ void save_nll_plot(const std::string& path, const std::vector<double>& per_t, co
   plot::save_png(fig, path);
 }
 
+// Seed 003's bounds for a VAE run, in the units of the diffusion bound (nats per image and
+// bits/dim of the same 8-bit data): the negative ELBO (one z ~ q(z|x) per image, its KL in
+// closed form) and the negative IWAE bound with k samples (Burda et al. 2016), the tighter one.
+void eval_vae_nll(const LoadedRun& run, const NllData& data, int64_t iwae_k, int64_t batch, uint64_t seed,
+                  const std::string& out, const std::string& run_dir, const std::string& weights,
+                  const torch::Device& dev) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = data.x.size(0), dims = data.x[0].numel(), latent = run.config.vae.latent_dim;
+  const VaeLikelihood lik = run.config.vae.likelihood;
+  std::printf("NLL bounds of %s under the VAE %s (step %lld, %s weights, %s likelihood): ELBO and IWAE with k = %lld\n",
+              data.description.c_str(), run_dir.c_str(), (long long)run.step, weights.c_str(), to_string(lik).c_str(),
+              (long long)iwae_k);
+  std::fflush(stdout);
+  Progress progress("images", n, 0, std::min(batch, n));
+  std::vector<torch::Tensor> elbo, rec, kl, iwae;
+  for (int64_t first = 0; first < n; first += batch) {
+    const int64_t b = std::min(batch, n - first);
+    auto x = data.x.slice(0, first, first + b).to(dev);
+    // The noise of image i depends only on (seed, i): any --batch gives the same numbers.
+    auto e1 = NoiseStream(mix_seed(seed, 3), first, b).randn({latent}).to(dev);
+    auto ek = NoiseStream(mix_seed(seed, 4), first, b).randn({iwae_k, latent}).transpose(0, 1).contiguous().to(dev);
+    ConvVae vae = run.network.vae;  // a handle on the run's network (vae_elbo takes it by reference)
+    auto terms = vae_elbo(vae, x, e1);
+    elbo.push_back(terms.elbo.cpu());
+    rec.push_back(terms.reconstruction.cpu());
+    kl.push_back(terms.kl.cpu());
+    iwae.push_back(vae_iwae(vae, x, ek).cpu());
+    progress.update(first + b);
+  }
+  progress.finish();
+  auto cat = [](const std::vector<torch::Tensor>& v) { return torch::cat(v).to(torch::kFloat64); };
+  const auto nelbo = -cat(elbo), niwae = -cat(iwae), nrec = -cat(rec), kls = cat(kl);
+  const double to_bpd = 1.0 / (double(dims) * std::log(2.0));
+  auto mean = [](const torch::Tensor& v) { return v.mean().item<double>(); };
+  auto sem = [&](const torch::Tensor& v) { return n > 1 ? v.std().item<double>() / std::sqrt(double(n)) : 0.0; };
+  nlohmann::json j;
+  j["run"] = run_dir;
+  j["model_kind"] = "vae";
+  j["step"] = run.step;
+  j["weights"] = weights;
+  j["data"] = run.config.data;
+  j["evaluated_on"] = data.description;
+  j["n"] = n;
+  j["dims"] = dims;
+  j["likelihood"] = to_string(lik);
+  j["data_measured"] = lik == VaeLikelihood::Bernoulli ? "binarized (pixel >= 128)" : "8-bit";
+  j["iwae_k"] = iwae_k;
+  j["seed"] = seed;
+  j["neg_elbo_nats"] = mean(nelbo);
+  j["neg_elbo_nats_stderr"] = sem(nelbo);
+  j["neg_iwae_nats"] = mean(niwae);
+  j["neg_iwae_nats_stderr"] = sem(niwae);
+  j["reconstruction_nats"] = mean(nrec);  // −E_q log p(x|z), one sample
+  j["kl_nats"] = mean(kls);
+  j["neg_elbo_bits_per_dim"] = mean(nelbo) * to_bpd;
+  j["neg_iwae_bits_per_dim"] = mean(niwae) * to_bpd;
+  j["unit"] = "bits/dim";
+  j["bound"] = mean(niwae) * to_bpd;  // the tighter bound, comparable to a diffusion run's "bound"
+  j["seconds"] = progress.elapsed();
+  std::printf("  -ELBO        %.2f ± %.2f nats/image = %.4f bits/dim (reconstruction %.2f + KL %.2f nats)\n",
+              mean(nelbo), sem(nelbo), mean(nelbo) * to_bpd, mean(nrec), mean(kls));
+  std::printf("  -IWAE (k=%lld) %.2f ± %.2f nats/image = %.4f bits/dim (the tighter bound)\n", (long long)iwae_k,
+              mean(niwae), sem(niwae), mean(niwae) * to_bpd);
+  std::printf("  %s data, %lld dims per image; %s\n", j["data_measured"].get<std::string>().c_str(), (long long)dims,
+              format_duration(progress.elapsed()).c_str());
+  write_file_atomic(out + "/nll.json", [&](std::ostream& f) { f << j.dump(2) << "\n"; });
+  std::printf("wrote %s/nll.json\n", out.c_str());
+}
+
 }  // namespace
 
 void add_eval_nll(CLI::App& eval) {
   struct Opts {
     std::string run, out, split = "test", weights = "ema", device = "auto";
     std::string variance = to_string(LikelihoodConfig{}.variance);
-    int64_t n = 0, batch = 0, t_samples = LikelihoodConfig{}.t_samples, threads = 0;
+    int64_t n = 0, batch = 0, t_samples = LikelihoodConfig{}.t_samples, threads = 0, iwae_k = 64;
     double clip_x0 = 0;
     uint64_t seed = LikelihoodConfig{}.seed;
-    CLI::Option *split_opt = nullptr, *clip_opt = nullptr;
+    CLI::Option *split_opt = nullptr, *clip_opt = nullptr, *t_opt = nullptr, *variance_opt = nullptr, *k_opt = nullptr;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = eval.add_subcommand("nll", "variational bound on the negative log-likelihood (bits/dim, nats/dim)");
@@ -140,10 +211,12 @@ void add_eval_nll(CLI::App& eval) {
   cmd->add_option("--n", o->n,
                   "data to evaluate (default " + std::to_string(kNllDefaultImages) + " test images, " +
                       std::to_string(kNllDefaultVectors) + " vectors)");
-  cmd->add_option("--t-samples", o->t_samples,
+  o->t_opt = cmd->add_option("--t-samples", o->t_samples,
                   "0: exact sum over all T steps; K: unbiased Monte-Carlo estimate, one t in each of K strata")
       ->capture_default_str();
-  cmd->add_option("--variance", o->variance, "reverse variance σ_t²: beta-tilde (β̃_t) or beta (β_t)")
+  o->variance_opt = cmd->add_option("--variance", o->variance, "reverse variance σ_t²: beta-tilde (β̃_t) or beta (β_t)")
+      ->capture_default_str();
+  o->k_opt = cmd->add_option("--iwae-k", o->iwae_k, "VAE runs: samples of the importance-weighted bound (IWAE)")
       ->capture_default_str();
   o->clip_opt = cmd->add_option("--clip-x0", o->clip_x0,
                                 "clamp x̂₀ to [−X, X], 0: off (default 1 for images, 0 for vectors)");
@@ -174,9 +247,24 @@ void add_eval_nll(CLI::App& eval) {
       throw Error("--split applies to image runs", "vector runs draw fresh data from the run's data spec (" +
                                                         run.config.data + ")");
     set_intra_op_threads(o->threads, image);
+    if (run.is_vae()) {
+      for (auto* x : {o->t_opt, o->variance_opt, o->clip_opt})
+        if (given(x)) throw Error(x->get_name() + " applies to diffusion runs", o->run + " is a VAE run: its bounds are the ELBO and IWAE (--iwae-k)");
+      if (o->iwae_k < 1 || o->iwae_k > 100000) throw Error("--iwae-k must be in 1 … 100000");
+      const int64_t n = quick_n(o->n > 0 ? o->n : kNllDefaultImages);
+      NllData data = nll_images(run, o->split, given(o->split_opt), n);
+      if (o->out.empty()) o->out = o->run + "/eval";
+      ensure_dir(o->out);
+      eval_vae_nll(run, data, o->iwae_k, o->batch > 0 ? o->batch : 50, o->seed, o->out, o->run, o->weights, dev);
+      return;
+    }
+    if (given(o->k_opt)) throw Error("--iwae-k applies to VAE runs", o->run + " is a diffusion run");
     cfg.decoder = image ? DecoderKind::Discretized8Bit : DecoderKind::Continuous;
     cfg.clip_x0 = given(o->clip_opt) ? o->clip_x0 : (image ? 1.0 : 0.0);
-    const NoiseSchedule& schedule = run.denoiser->schedule();
+    const NoiseSchedule& schedule = run.diffusion("eval nll").schedule();
+    if (run.is_latent())
+      throw Error(o->run + " is a latent diffusion run: its bound would be on the latents, not the images",
+                  "eval nll measures pixel-space diffusion runs and VAE runs");
     validate(cfg, schedule);
     const int64_t n = quick_n(o->n > 0 ? o->n : (image ? kNllDefaultImages : kNllDefaultVectors));
     const int64_t batch = o->batch > 0 ? o->batch : (image ? 50 : 1000);

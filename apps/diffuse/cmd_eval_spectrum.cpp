@@ -96,7 +96,7 @@ void run_spectrum(SpectrumOpts& o) {
   dopt.background = o.background;
   if (!o.run.empty()) {
     run = std::make_unique<LoadedRun>(load_run(o.run, o.weights == "ema", o.device));
-    sc = o.sampler.resolve(is_image_spec(run->config.data));
+    sc = o.sampler.resolve(is_image_spec(run->config.data) && !run->is_latent());
     if (o.data.empty()) o.data = run->config.data;
     if (o.data_dir.empty()) dopt.data_dir = run->config.data_dir;
     if (o.data == run->config.data) {  // the run's images, as it was trained on them
@@ -136,11 +136,14 @@ void run_spectrum(SpectrumOpts& o) {
       throw Error("the run generates " + std::to_string(samples.size(1)) + "-dimensional vectors but " + o.data +
                       " has " + std::to_string(D),
                   "leave out --data to compare with the run's own data (" + run->config.data + ")");
-    sampler_json = {{"name", to_string(sc.kind)},
-                    {"steps", int64_t(sampling_grid(run->denoiser->schedule(), sc).size()) - 1},
-                    {"network_calls", network_calls(run->denoiser->schedule(), sc)},
-                    {"guidance", o.guidance},
-                    {"weights", o.weights}};
+    if (run->is_vae())
+      sampler_json = {{"name", "vae-decoder"}, {"steps", 0}, {"network_calls", 1}, {"weights", o.weights}};
+    else
+      sampler_json = {{"name", to_string(sc.kind)},
+                      {"steps", int64_t(sampling_grid(run->denoiser->schedule(), sc).size()) - 1},
+                      {"network_calls", network_calls(run->denoiser->schedule(), sc)},
+                      {"guidance", o.guidance},
+                      {"weights", o.weights}};
   }
 
   SpectrumAnalysis a = analyze_spectrum(data, noise, samples);

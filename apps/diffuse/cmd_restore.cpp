@@ -66,6 +66,10 @@ void run_task(const RestoreOpts& o) {
 
   auto run = load_run(o.run, o.weights == "ema", o.device);
   if (!is_image_spec(run.config.data)) throw Error(o.run + " is a vector run", "restoration needs an image run");
+  run.diffusion("restoration");  // a VAE or autoencoder run: the error before any file is read
+  if (run.is_latent())
+    throw Error(o.run + " is a latent diffusion run; restoration works on pixel-space runs",
+                "train a pixel-space model on the same data (without --latent) to restore images");
   const torch::Device dev = resolve_device(o.device);
   set_intra_op_threads(o.threads, true);
   const int64_t C = run.config.unet.in_channels, R = run.config.unet.image_size, K = run.config.unet.num_classes;
@@ -107,7 +111,7 @@ void run_task(const RestoreOpts& o) {
   // Conditioning: a class with guidance, or the null class (unconditional) of a conditional run.
   Conditioning cond;
   std::unique_ptr<GuidedDenoiser> guided;
-  const Denoiser* den = run.denoiser.get();
+  const Denoiser* den = &run.diffusion("restoration");
   if (!o.cls.empty()) {
     if (K == 0) throw Error("--class needs a class-conditional run");
     cond.labels = torch::full({o.n}, parse_class(o.cls, run.class_names, K), torch::kLong).to(dev);

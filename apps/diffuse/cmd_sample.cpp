@@ -74,11 +74,14 @@ void add_sample(CLI::App& app) {
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
-    const SamplerConfig sc = o->sampler.resolve(image);
+    const SamplerConfig sc = o->sampler.resolve(image && !run.is_latent());  // latents are unbounded: no clip by default
     if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     set_intra_op_threads(o->threads, image);
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
-    const int64_t S = int64_t(sampling_grid(run.denoiser->schedule(), sc).size()) - 1;
+    if (run.is_vae() && (!o->chain.empty() || !o->strip.empty()))
+      throw Error("--chain and --strip show the reverse process of a diffusion run",
+                  o->run + " is a VAE run: it decodes z ~ N(0, I) in one call");
+    const int64_t S = run.is_vae() ? 1 : int64_t(sampling_grid(run.denoiser->schedule(), sc).size()) - 1;
     if (!o->cls.empty() && num_classes == 0)
       throw Error("--class needs a class-conditional run", "train with \"class_conditional\": true");
     const int64_t fixed_class = o->cls.empty() ? -1 : parse_class(o->cls, run.class_names, num_classes);
@@ -128,12 +131,13 @@ void add_sample(CLI::App& app) {
       if (!o->grid.empty()) write_picture(o->grid, make_grid(samples, nrow, 2), o->picture_scale);
       if (!o->chain.empty()) {
         std::vector<torch::Tensor> gif;
-        for (auto& f : frames.states())
-          gif.push_back(make_grid(to_uint8(f), int64_t(std::ceil(std::sqrt(double(shown)))), 2));
+        for (auto& f : frames.states())  // latent runs: each state decoded
+          gif.push_back(make_grid(to_uint8(run.to_pixels(f)), int64_t(std::ceil(std::sqrt(double(shown)))), 2));
         write_gif(o->chain, gif, 8, 12, int(o->picture_scale));
       }
       if (!o->strip.empty()) {
-        const auto states = strip.states();
+        auto states = strip.states();
+        for (auto& s : states) s = run.to_pixels(s);
         write_picture(o->strip, make_grid(to_uint8(torch::stack(states, 1).flatten(0, 1)), int64_t(states.size()), 2),
                       o->picture_scale);
       }

@@ -38,10 +38,15 @@ void add_train(CLI::App& app) {
   bool no_overlap = false;
   std::vector<CLI::Option*> opts;
   CLI::Option *image_size = nullptr, *background = nullptr;  // image data options
+  std::string model = to_string(TrainConfig{}.model_kind), likelihood = to_string(VaeOptions{}.likelihood);
+  CLI::Option *model_opt = nullptr, *latent_opt = nullptr, *likelihood_opt = nullptr;  // --model vae
+  int64_t downsample = 4;
+  CLI::Option *latent_channels_opt = nullptr, *downsample_opt = nullptr, *kl_weight_opt = nullptr,
+              *latent_run_opt = nullptr;  // --model autoencoder-kl, --latent
   CLI::Option* picture_scale = nullptr;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("train", "train a diffusion model; writes a run folder");
+  auto* cmd = app.add_subcommand("train", "train a diffusion model (or seed 003's VAE); writes a run folder");
   auto& c = o->cfg;
   auto opt = [&](CLI::Option* x) { o->opts.push_back(x->capture_default_str()); return x; };
   auto* data = opt(cmd->add_option("--data", c.data, "data spec: " + join(data_spec_names())));
@@ -54,6 +59,21 @@ void add_train(CLI::App& app) {
                                       "folder:PATH, emoji: side of the square images (0: 28 for folders, 32 for emoji)"));
   o->background = opt(cmd->add_option("--background", c.background, "emoji: colour behind the glyphs: white, black, #rrggbb"));
   auto* precision = opt(cmd->add_option("--precision", o->precision, "fp32 or bf16 (autocast)"));
+  o->model_opt = opt(cmd->add_option("--model", o->model,
+                                     "what to train: diffusion (a denoiser; DDPM) or vae (seed 003's variational autoencoder, images)"));
+  o->latent_opt = opt(cmd->add_option("--latent-dim", c.vae.latent_dim, "vae: dimension of z"));
+  o->likelihood_opt = opt(cmd->add_option("--likelihood", o->likelihood,
+                                          "vae: p(x|z): " + join(vae_likelihood_names()) +
+                                              " (bernoulli models binarized images)"));
+  o->latent_channels_opt = opt(cmd->add_option("--latent-channels", c.autoencoder.latent_channels,
+                                               "autoencoder-kl: latent channels L"));
+  o->downsample_opt = opt(cmd->add_option("--downsample", o->downsample,
+                                          "autoencoder-kl: f = 1, 2, 4 or 8 (image side / latent side; sets "
+                                          "block_out_channels to 32, 64, 64, 64 cut to log2(f)+1 levels)"));
+  o->kl_weight_opt = opt(cmd->add_option("--kl-weight", c.kl_weight, "autoencoder-kl: weight of the KL term"));
+  o->latent_run_opt = opt(cmd->add_option("--latent", c.latent,
+                                          "latent diffusion: train on the latents of this finished autoencoder-kl run "
+                                          "(its data; the run keeps a copy of the autoencoder)"));
   auto* cond = cmd->add_flag("--class-conditional", c.class_conditional,
                            "condition on the data's labels (for --class and --guidance)");
   auto* steps = opt(cmd->add_option("--steps", c.steps, "optimizer steps"));
@@ -126,7 +146,9 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (follower) {
       // Ranks other than 0 take rank 0's config (train() fetches it); only local settings matter here.
     } else if (o->resume) {
-      for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond, o->image_size, o->background})
+      for (auto* x : {data, batch, lr, seed, pred, loss, preset, precision, cond, o->image_size, o->background,
+                      o->model_opt, o->latent_opt, o->likelihood_opt, o->latent_channels_opt, o->downsample_opt,
+                      o->kl_weight_opt, o->latent_run_opt})
         if (given(x)) throw Error(x->get_name() + " cannot change when resuming",
                                   "--resume continues the saved config; only --steps, --threads, --device, --data-dir, "
                                   "--log-every, --checkpoint-every, --sample-every and --picture-scale may be given");
@@ -149,6 +171,30 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
       if (given(loss)) cfg.loss.weighting = parse_loss_weighting(o->loss);
       if (given(precision)) cfg.precision = parse_precision(o->precision);
       if (given(cond)) cfg.class_conditional = true;
+      if (given(o->model_opt)) cfg.model_kind = parse_model_kind(o->model);
+      if (given(o->latent_opt)) cfg.vae.latent_dim = f.vae.latent_dim;
+      if (given(o->likelihood_opt)) cfg.vae.likelihood = parse_vae_likelihood(o->likelihood);
+      if (cfg.model_kind != ModelKind::Vae)
+        for (auto* x : {o->latent_opt, o->likelihood_opt})
+          if (given(x)) throw Error(x->get_name() + " applies to --model vae", "add --model vae, or drop " + x->get_name());
+      if (given(o->latent_channels_opt)) cfg.autoencoder.latent_channels = f.autoencoder.latent_channels;
+      if (given(o->kl_weight_opt)) cfg.kl_weight = f.kl_weight;
+      if (given(o->downsample_opt)) {
+        const int64_t levels = o->downsample == 1 ? 1 : o->downsample == 2 ? 2 : o->downsample == 4 ? 3
+                               : o->downsample == 8 ? 4 : 0;
+        if (levels == 0) throw Error("--downsample must be 1, 2, 4 or 8, got " + std::to_string(o->downsample));
+        cfg.autoencoder.block_out_channels = std::vector<int64_t>{32, 64, 64, 64};
+        cfg.autoencoder.block_out_channels.resize(size_t(levels));
+      }
+      if (cfg.model_kind != ModelKind::AutoencoderKL)
+        for (auto* x : {o->latent_channels_opt, o->downsample_opt, o->kl_weight_opt})
+          if (given(x))
+            throw Error(x->get_name() + " applies to --model autoencoder-kl", "add --model autoencoder-kl, or drop " + x->get_name());
+      if (given(o->latent_run_opt)) {
+        if (given(data)) throw Error("--latent trains on the autoencoder's data: drop --data",
+                                     "the autoencoder run '" + f.latent + "' fixes the data");
+        cfg.latent = f.latent;
+      }
       cfg.schedule = o->sched.resolve(cfg.schedule);
     }
     if (given(steps)) cfg.steps = f.steps;
@@ -162,7 +208,7 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
     if (!follower) quick_train(cfg);
     std::signal(SIGINT, on_sigint);
     if (!follower) {
-      const int threads = intra_op_threads(cfg.threads, is_image_spec(cfg.data));
+      const int threads = intra_op_threads(cfg.threads, is_image_spec(cfg.data) && cfg.model_kind != ModelKind::Vae);
       std::fprintf(stderr, "%s %s → %s%s, %d thread%s\n", o->resume ? "resuming" : "training", cfg.data.c_str(),
                    o->out.c_str(), dist ? (" on " + std::to_string(dist->world_size()) + " ranks").c_str() : "",
                    threads, threads == 1 ? "" : "s");

@@ -18,7 +18,7 @@ void add_sampler_flags(CLI::App& cmd, SamplerFlags& f) {
   cmd.add_option("--timesteps", f.timesteps, "custom descending timesteps, e.g. 999,666,333,0")
       ->delimiter(',')->group(g);
   cmd.add_option("--clip", f.clip,
-                 "clamp the x0 estimate to [-clip, clip] in model units; 0: off (default: 1 for image runs, 0 for vector runs)")
+                 "clamp the x0 estimate to [-clip, clip] in model units; 0: off (default: 1 for pixel-space image runs, 0 for vector and latent runs)")
       ->group(g);
   f.o_variance = cmd.add_option("--variance", f.variance, "ddpm: reverse variance, beta or beta-tilde (default)")
                      ->group(g);

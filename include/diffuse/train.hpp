@@ -20,7 +20,9 @@
 #include "diffuse/denoiser.hpp"
 #include "diffuse/diffusion.hpp"
 #include "diffuse/nn/mlp.hpp"
+#include "diffuse/nn/autoencoder_kl.hpp"
 #include "diffuse/nn/unet.hpp"
+#include "diffuse/nn/vae.hpp"
 #include "diffuse/schedule.hpp"
 
 namespace diffuse {
@@ -32,7 +34,19 @@ enum class Precision { Fp32, Bf16 };  // bf16: autocast on CPU (AMX/AVX512-BF16)
 std::string to_string(Precision p);
 Precision parse_precision(const std::string& name);  // "fp32", "bf16"
 
+// What a run trains (--model).
+enum class ModelKind {
+  Diffusion,  // a denoiser ε_θ(x_t, t) (MLP for vectors, U-Net for images): DDPM
+  Vae,        // seed 003's variational autoencoder (nn/vae.hpp), images only; loss −ELBO
+  AutoencoderKL,  // latent diffusion's KL autoencoder (nn/autoencoder_kl.hpp), images only; the
+                  // first stage of `train --latent`
+};
+std::string to_string(ModelKind k);
+ModelKind parse_model_kind(const std::string& name);  // "diffusion", "vae", "autoencoder-kl"
+std::vector<std::string> model_kind_names();
+
 struct TrainConfig {
+  ModelKind model_kind = ModelKind::Diffusion;  // what the run trains
   std::string data = "signals";    // data spec (see data.hpp)
   std::string data_dir;            // fashion-mnist: folder of the IDX files ("": Debian's)
   int64_t image_size = 0;          // folder:PATH, emoji: image side (0: the data's default, 28 / 32)
@@ -41,7 +55,17 @@ struct TrainConfig {
   PredictionType prediction = PredictionType::Epsilon;  // what the network predicts
   LossConfig loss;                 // loss weighting
   MlpOptions model;                // network for vector data (model.dim is set from the data)
-  UNetOptions unet;                // network for image data (channels and size set from the data)
+  UNetOptions unet;                // network for image data (channels and size set from the data;
+                                   // VAE runs keep the data's channels and size here too)
+  VaeOptions vae;                  // model_kind vae: the network (channels and size set from the data)
+  // model_kind autoencoder-kl: the network (channels and sample_size set from the data; the
+  // scaling_factor measured when training finishes). Latent runs: a copy of their autoencoder's.
+  AutoencoderKLOptions autoencoder;
+  double kl_weight = 1e-6;         // autoencoder-kl: loss = MSE + kl_weight · KL (both per pixel element)
+  // Latent diffusion: the folder of a finished autoencoder-kl run. The diffusion model trains on
+  // its latents μ_φ(x) · scaling_factor of that run's data (encoded once, held in memory), and
+  // its checkpoint keeps a copy of the autoencoder, so the run samples on its own.
+  std::string latent;
   bool class_conditional = false;  // condition on the data's labels (and learn the null class)
   double label_dropout = 0.1;      // class_conditional: P(label → null) per sample, for guidance
   Precision precision = Precision::Fp32;  // bf16 autocast for the network's forward/backward
@@ -85,10 +109,13 @@ torch::Device resolve_device(const std::string& name);  // throws for unknown or
 // A network as the trainer and samplers use it: its parameters and its forward.
 struct Network {
   std::shared_ptr<torch::nn::Module> module;
-  ModelFn forward;
+  ModelFn forward;        // diffusion: the denoiser's network; VAE: unset
+  ConvVae vae{nullptr};   // model_kind vae: the autoencoder (module points at it)
+  AutoencoderKL autoencoder{nullptr};  // model_kind autoencoder-kl: the network (module points at it)
 };
-// The network of a config (MLP for vector data, U-Net for images), on `device`.
-// Data-derived fields (model.dim, unet.in_channels/image_size/num_classes) must be set.
+// The network of a config (MLP for vector data, U-Net for images, ConvVae for VAE runs), on
+// `device`. Data-derived fields (model.dim, unet.* / vae.in_channels, image_size, num_classes)
+// must be set.
 Network make_network(const TrainConfig& c, const torch::Device& device = torch::kCPU);
 // Intra-op threads for --threads `requested`: itself if > 0; for 0, OMP_NUM_THREADS when it is
 // set to a positive number, else all cores for image networks and 1 for vector ones.
@@ -127,7 +154,22 @@ struct LoadedRun {
   Normalizer normalizer;
   int64_t step = 0;
   std::vector<std::string> class_names;  // of the training data, if labelled
-  std::unique_ptr<ModelDenoiser> denoiser;
+  std::unique_ptr<ModelDenoiser> denoiser;  // diffusion runs; null for VAE runs
+  std::string dir;                          // the run folder it was loaded from
+
+  AutoencoderKL autoencoder{nullptr};       // latent runs: the (frozen) autoencoder that decodes
+
+  bool is_vae() const { return config.model_kind == ModelKind::Vae; }
+  bool is_autoencoder() const { return config.model_kind == ModelKind::AutoencoderKL; }
+  bool is_latent() const { return !config.latent.empty(); }
+  // The model's samples as images: latent runs decode z / scaling_factor (clamped to [−1, 1]);
+  // other runs return x unchanged.
+  torch::Tensor to_pixels(const torch::Tensor& x) const;
+  // {C, H, W} of the images the run makes (latent runs: the decoder's, not the latents').
+  std::vector<int64_t> image_shape() const;
+  // The denoiser of a diffusion run; for a VAE or autoencoder run an Error saying that `what`
+  // (e.g. "restoration") needs a diffusion run.
+  const ModelDenoiser& diffusion(const std::string& what) const;
 };
 LoadedRun load_run(const std::string& run_dir, bool ema = true, const std::string& device = "auto");
 std::string checkpoint_path(const std::string& run_dir);

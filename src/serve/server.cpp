@@ -90,6 +90,11 @@ Server::Server(const ServeConfig& cfg) : impl_(std::make_unique<Impl>()) {
       std::fprintf(stderr, "diffuse serve: skipping %s: a vector run (the server serves image runs)\n", path.string().c_str());
       continue;
     }
+    if (run.is_vae() || run.is_autoencoder() || run.is_latent()) {
+      std::fprintf(stderr, "diffuse serve: skipping %s: a%s run (the server serves pixel-space diffusion runs)\n",
+                   path.string().c_str(), run.is_vae() ? " VAE" : run.is_latent() ? " latent diffusion" : "n autoencoder");
+      continue;
+    }
     serve::ModelInfo info;
     info.name = name;
     info.channels = run.config.unet.in_channels;

@@ -121,6 +121,38 @@ const std::vector<Field<UNetOptions>>& unet_fields() {
   return f;
 }
 
+const std::vector<Field<VaeOptions>>& vae_fields() {
+  static const std::vector<Field<VaeOptions>> f = {
+      field("in_channels", &VaeOptions::in_channels),
+      field("image_size", &VaeOptions::image_size),
+      field("latent_dim", &VaeOptions::latent_dim),
+      field("base_channels", &VaeOptions::base_channels),
+      {"likelihood", [](const json& j, VaeOptions& o) { o.likelihood = parse_vae_likelihood(j.get<std::string>()); },
+       [](const VaeOptions& o, json& j) { j["likelihood"] = to_string(o.likelihood); }}};
+  return f;
+}
+
+const std::vector<Field<AutoencoderKLOptions>>& autoencoder_fields() {
+  static const std::vector<Field<AutoencoderKLOptions>> f = {
+      field("in_channels", &AutoencoderKLOptions::in_channels),
+      field("out_channels", &AutoencoderKLOptions::out_channels),
+      field("latent_channels", &AutoencoderKLOptions::latent_channels),
+      field("block_out_channels", &AutoencoderKLOptions::block_out_channels),
+      field("layers_per_block", &AutoencoderKLOptions::layers_per_block),
+      field("norm_num_groups", &AutoencoderKLOptions::norm_num_groups),
+      field("mid_block_add_attention", &AutoencoderKLOptions::mid_block_attention),
+      field("scaling_factor", &AutoencoderKLOptions::scaling_factor),
+      field("sample_size", &AutoencoderKLOptions::sample_size)};
+  return f;
+}
+
+const EnumNames<ModelKind>& model_kind_enum() {
+  static const EnumNames<ModelKind> n("model", {{ModelKind::Diffusion, "diffusion"},
+                                                {ModelKind::Vae, "vae"},
+                                                {ModelKind::AutoencoderKL, "autoencoder-kl"}});
+  return n;
+}
+
 const EnumNames<Precision>& precision_names() {
   static const EnumNames<Precision> n("precision", {{Precision::Fp32, "fp32"}, {Precision::Bf16, "bf16"}});
   return n;
@@ -143,6 +175,8 @@ Field<TrainConfig> section(const std::string& key, S TrainConfig::*member,
 
 const std::vector<Field<TrainConfig>>& train_fields() {
   static const std::vector<Field<TrainConfig>> f = {
+      {"model_kind", [](const json& j, TrainConfig& c) { c.model_kind = parse_model_kind(j.get<std::string>()); },
+       [](const TrainConfig& c, json& j) { j["model_kind"] = to_string(c.model_kind); }},
       field("data", &TrainConfig::data),
       field("data_dir", &TrainConfig::data_dir),
       field("image_size", &TrainConfig::image_size),
@@ -153,6 +187,10 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       section("loss", &TrainConfig::loss, loss_fields),
       section("model", &TrainConfig::model, model_fields),
       section("unet", &TrainConfig::unet, unet_fields),
+      section("vae", &TrainConfig::vae, vae_fields),
+      section("autoencoder", &TrainConfig::autoencoder, autoencoder_fields),
+      field("kl_weight", &TrainConfig::kl_weight),
+      field("latent", &TrainConfig::latent),
       field("class_conditional", &TrainConfig::class_conditional),
       field("label_dropout", &TrainConfig::label_dropout),
       {"precision", [](const json& j, TrainConfig& c) { c.precision = parse_precision(j.get<std::string>()); },
@@ -183,6 +221,9 @@ const std::vector<Field<TrainConfig>>& train_fields() {
 }  // namespace
 
 std::string to_string(Precision p) { return precision_names().name(p); }
+std::string to_string(ModelKind k) { return model_kind_enum().name(k); }
+ModelKind parse_model_kind(const std::string& name) { return model_kind_enum().parse(name); }
+std::vector<std::string> model_kind_names() { return model_kind_enum().names(); }
 Precision parse_precision(const std::string& name) { return precision_names().parse(name); }
 
 std::string train_config_to_json(const TrainConfig& c) {
@@ -253,6 +294,22 @@ void validate(const TrainConfig& c) {
   need(c.image_size == 0 || c.image_size >= 4, "image_size must be >= 4 (or 0: the data's default)",
        "e.g. 28 or 32");
   make_schedule(c.schedule);  // throws on bad schedule parameters
+  if (c.model_kind != ModelKind::Diffusion) {
+    const std::string m = "model " + to_string(c.model_kind);
+    need(is_image_spec(c.data), m + " needs image data, and '" + c.data + "' is vector data",
+         "use fashion-mnist, emoji or folder:PATH, or --model diffusion");
+    need(!c.class_conditional, m + " is unconditional: class_conditional cannot be set",
+         "drop --class-conditional (the labels condition the diffusion model, not the autoencoder)");
+    need(c.precision == Precision::Fp32, m + " trains in fp32", "drop --precision bf16");
+    need(c.latent.empty(), m + " trains on images: latent cannot be set",
+         "--latent AE_RUN trains a diffusion model on the latents of an autoencoder-kl run");
+  }
+  need(c.kl_weight >= 0 && std::isfinite(c.kl_weight), "kl_weight must be a finite number >= 0", "e.g. 1e-6");
+  if (c.model_kind == ModelKind::AutoencoderKL) validate(c.autoencoder);
+  if (c.model_kind == ModelKind::Vae) {
+    need(c.vae.latent_dim >= 1 && c.vae.latent_dim <= 4096, "vae.latent_dim must be in 1 … 4096", "e.g. 16 or 32");
+    need(c.vae.base_channels >= 1 && c.vae.base_channels <= 1024, "vae.base_channels must be in 1 … 1024", "e.g. 32");
+  }
   resolve_device(c.device);
 }
 

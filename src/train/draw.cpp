@@ -78,6 +78,7 @@ torch::Tensor labels_in_proportion(const std::vector<double>& weights, int64_t n
 Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Device& device,
                    const DrawHooks& hooks) {
   if (cfg.n < 1 || cfg.batch < 1) throw Error("the number of samples and the batch must be >= 1");
+  if (run.is_autoencoder()) run.diffusion("drawing samples");  // the error naming the run and what to do
   if (!cfg.seeds.empty() && int64_t(cfg.seeds.size()) != cfg.n)
     throw Error("draw_samples: " + std::to_string(cfg.seeds.size()) + " seeds for " + std::to_string(cfg.n) + " samples");
   const bool image = is_image_spec(run.config.data);
@@ -91,9 +92,27 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
   torch::Tensor proportional;  // the labels of all n samples, with class_weights
   if (num_classes > 0 && cfg.fixed_class < 0 && !cfg.class_weights.empty())
     proportional = labels_in_proportion(cfg.class_weights, num_classes, cfg.n);
+  std::vector<torch::Tensor> parts, labels;
+  if (run.is_vae()) {
+    // A VAE draws x = mean of p_θ(x | z), z ~ N(0, I): one decoder call, no reverse process.
+    // z of sample i comes from NoiseStream(seed, i) (or seeds[i]), as x_T does for diffusion.
+    torch::NoGradGuard no_grad;
+    const int64_t latent = run.config.vae.latent_dim;
+    for (int64_t first = 0; first < cfg.n; first += cfg.batch) {
+      const int64_t b = std::min(cfg.batch, cfg.n - first);
+      std::vector<uint64_t> batch_seeds(cfg.seeds.begin() + (cfg.seeds.empty() ? 0 : first),
+                                        cfg.seeds.begin() + (cfg.seeds.empty() ? 0 : first + b));
+      NoiseStream noise = cfg.seeds.empty() ? NoiseStream(cfg.seed, first, b) : NoiseStream::per_seed(batch_seeds);
+      auto z = noise.randn({latent}, torch::TensorOptions().device(device));
+      auto x = vae_mean_image(run.config.vae.likelihood, run.network.vae.ptr()->decode(z)).cpu();
+      if (hooks.on_batch) hooks.on_batch(first, x, {});
+      if (hooks.keep_samples) parts.push_back(x);
+    }
+    if (!hooks.keep_samples) return {};
+    return {torch::cat(parts), {}};
+  }
   GuidedDenoiser guided(*run.denoiser, cfg.guidance, num_classes);
   const Denoiser& denoiser = num_classes > 0 ? static_cast<const Denoiser&>(guided) : *run.denoiser;
-  std::vector<torch::Tensor> parts, labels;
   for (int64_t first = 0; first < cfg.n; first += cfg.batch) {
     const int64_t b = std::min(cfg.batch, cfg.n - first);
     std::vector<uint64_t> batch_seeds, step_seeds;  // with cfg.seeds
@@ -124,7 +143,7 @@ Drawn draw_samples(const LoadedRun& run, const DrawConfig& cfg, const torch::Dev
       };
     NoiseStream step_noise =
         cfg.seeds.empty() ? NoiseStream(mix_seed(cfg.seed, 1), first, b) : NoiseStream::per_seed(step_seeds);
-    auto x = sample(denoiser, x_T, cfg.sampler, step_noise, cb, cond).cpu();
+    auto x = run.to_pixels(sample(denoiser, x_T, cfg.sampler, step_noise, cb, cond)).cpu();
     if (hooks.on_batch) hooks.on_batch(first, x, batch_labels);
     if (hooks.keep_samples) {
       parts.push_back(x);

@@ -65,6 +65,18 @@ void set_intra_op_threads(int64_t requested, bool image_network) {
 Network make_network(const TrainConfig& c, const torch::Device& dev) {
   Network net;
   const Precision prec = c.precision;
+  if (c.model_kind == ModelKind::AutoencoderKL) {
+    net.autoencoder = AutoencoderKL(c.autoencoder);
+    net.autoencoder->to(dev);
+    net.module = net.autoencoder.ptr();
+    return net;
+  }
+  if (c.model_kind == ModelKind::Vae) {
+    net.vae = ConvVae(c.vae);
+    net.vae->to(dev);
+    net.module = net.vae.ptr();
+    return net;
+  }
   if (is_image_spec(c.data)) {
     auto unet = UNet(c.unet);
     unet->to(dev);
