@@ -5,12 +5,15 @@
 //
 //   bench_time_to_quality --preset NAME [--set JSON] --out DIR [--minutes 2.5,5,10,20]
 //       [--steps auto|N] [--n 1000] [--eval-args "--sampler dpm++2m --steps 20 --clip 1"]
-//       [--diffuse build/diffuse] [--threads 0] [--label TEXT]
+//       [--diffuse build/diffuse] [--threads 0] [--label TEXT] [--offset-minutes M]
 //   bench_time_to_quality --compare DIR1,DIR2,… --out DIR   (one table and plot of several runs)
 //
 // The clock counts training steps only: it stops while a snapshot is taken and measured
 // (the run is stopped with a checkpoint and resumed, which the trainer does bit for bit), so
-// the minutes are those of an uninterrupted run. --steps auto fits the run's length (and
+// the minutes are those of an uninterrupted run. --offset-minutes M adds M minutes spent before
+// the run to every snapshot's time (a latent run: the training of its autoencoder, so that a
+// pixel and a latent run compare at equal CPU time); the snapshots still fall at --minutes of
+// this run's own training. --steps auto fits the run's length (and
 // with it the cosine learning-rate decay) to the last snapshot time: it trains the first
 // steps of the warm-up, measures the step rate and sets steps = rate · budget.
 // Writes OUT/results.json, OUT/table.md, OUT/fd_minutes.png and OUT/snap_MMmin/ (each snapshot
@@ -136,6 +139,7 @@ int main(int argc, char** argv) try {
   std::string preset, set_json, out_dir, minutes_s = "2.5,5,10,20", steps_s = "auto", diffuse_bin = "build/diffuse",
                                          eval_args = "--sampler dpm++2m --steps 20 --clip 1", label, compare;
   int64_t n = 1000, threads = 0, probe = 40;
+  double offset_minutes = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -154,9 +158,10 @@ int main(int argc, char** argv) try {
     else if (a == "--label") label = next();
     else if (a == "--probe") probe = std::stoll(next());
     else if (a == "--compare") compare = next();
+    else if (a == "--offset-minutes") offset_minutes = std::stod(next());
     else throw Error("unknown argument '" + a + "'",
                      "valid: --preset --set --out --minutes --steps --n --eval-args --diffuse --threads --label "
-                     "--probe --compare");
+                     "--probe --compare --offset-minutes");
   }
   if (out_dir.empty()) throw Error("give --out DIR");
   if (!compare.empty()) {
@@ -214,7 +219,8 @@ int main(int argc, char** argv) try {
   }
 
   json result = {{"label", label}, {"preset", preset}, {"set", set_json}, {"n", n}, {"eval_args", eval_args},
-                 {"steps", cfg.steps}, {"batch", cfg.batch}, {"config", json::parse(train_config_to_json(cfg))}};
+                 {"steps", cfg.steps}, {"batch", cfg.batch}, {"config", json::parse(train_config_to_json(cfg))},
+                 {"offset_minutes", offset_minutes}};
   result["snapshots"] = json::array();
   while (true) {
     clock.segment_start();
@@ -233,7 +239,8 @@ int main(int argc, char** argv) try {
                 cmd.c_str());
     if (std::system(cmd.c_str()) != 0) throw Error("eval fd failed", "see " + snap + "/eval.log");
     const json fd = read_json(snap + "/eval/fd.json");
-    json s = {{"minutes", m},
+    json s = {{"minutes", m + offset_minutes},
+              {"train_minutes", m},
               {"clock_minutes", clock.seconds / 60.0},
               {"step", r.step},
               {"images_per_s", double(r.step * cfg.batch) / clock.seconds},

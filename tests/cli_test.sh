@@ -55,7 +55,7 @@ expect_fail bad-csv "bad.csv:2: field 2 ('x') is not a finite number" "$BIN" tra
 
 # config errors
 echo '{"stpes": 3}' >"$T/c.json"
-expect_fail unknown-key "valid keys: data, data_dir" "$BIN" train --config "$T/c.json" --out "$T/r1"
+expect_fail unknown-key "valid keys: model_kind, data, data_dir" "$BIN" train --config "$T/c.json" --out "$T/r1"
 expect_fail bad-lr "lr must be a positive number" "$BIN" train --data toy:moons --lr -1 --out "$T/r1"
 
 # train → sample → files
@@ -514,6 +514,49 @@ expect_ok emoji-upscale "$BIN" upscale --run "$T/emo" --image "$T/elow.png" --fa
   --truth "$T/etruth.png" --out "$T/eup.png"
 [ "$(rgb_ihdr "$T/eup_1.png")" = "16 16 2" ] && grep -Eq "restoration 1: PSNR [0-9]+\.[0-9]+ dB" "$T/out.txt" && ok ||
   bad "emoji upscale: 16×16 RGB restorations and their PSNR: $(rgb_ihdr "$T/eup_1.png"), $(cat "$T/out.txt")"
+
+# seed 003's VAE, the KL autoencoder and latent diffusion, end to end from the CLI (tiny models, few steps)
+expect_ok vae-train "$BIN" train --model vae --data fashion-mnist:test --latent-dim 4 --likelihood logistic --batch 8 --steps 3 --out "$T/vae"
+json_ok vae-config "$T/vae/config.json" 'j["model_kind"] == "vae" and j["vae"]["latent_dim"] == 4 and j["vae"]["likelihood"] == "logistic" and j["vae"]["image_size"] == 28'
+expect_ok vae-sample "$BIN" sample --run "$T/vae" --n 5 --out "$T/vae_s" --grid "$T/vae_grid.png"
+[ -s "$T/vae_s/000004.png" ] && [ -s "$T/vae_grid.png" ] && ok || bad "vae sample writes its images and grid"
+expect_ok vae-nll "$BIN" eval nll --run "$T/vae" --n 6 --batch 4 --iwae-k 3 --out "$T/vae_nll"
+json_ok vae-nll-json "$T/vae_nll/nll.json" 'j["model_kind"] == "vae" and j["n"] == 6 and j["iwae_k"] == 3 and j["dims"] == 784 and j["neg_iwae_nats"] > 0 and abs(j["bound"] - j["neg_iwae_bits_per_dim"]) < 1e-12'
+expect_ok vae-recon "$BIN" eval recon --run "$T/vae" --n 12 --out "$T/vae_rec"
+json_ok vae-recon-json "$T/vae_rec/recon.json" 'j["n"] == 12 and 0 < j["psnr_db"] < 100 and -1 <= j["ssim"] <= 1 and j["fd"] >= 0'
+expect_ok vae-fd "$BIN" eval fd --run "$T/vae" --n 12 --out "$T/vae_fd"
+json_ok vae-fd-json "$T/vae_fd/fd.json" 'j["sampler"]["name"] == "vae-decoder" and j["sampler"]["network_calls"] == 1'
+expect_fail vae-chain "show the reverse process of a diffusion run" "$BIN" sample --run "$T/vae" --n 2 --out "$T/x" --chain "$T/x.gif"
+expect_fail vae-t-samples "--t-samples applies to diffusion runs" "$BIN" eval nll --run "$T/vae" --n 2 --t-samples 5
+expect_fail vae-inpaint "is a VAE run (model_kind vae); restoration needs a diffusion run" \
+  "$BIN" inpaint --run "$T/vae" --image "$T/vae_s/000000.png" --mask half:left --out "$T/x.png"
+expect_fail vae-vectors "model vae needs image data" "$BIN" train --model vae --data toy:moons --steps 2 --out "$T/x_vae"
+expect_fail vae-latent-dim "--latent-dim applies to --model vae" "$BIN" train --data toy:moons --latent-dim 4 --steps 2 --out "$T/x_vae"
+expect_fail bad-model "valid models: diffusion, vae, autoencoder-kl" "$BIN" train --model gan --data toy:moons --out "$T/x_vae"
+expect_ok ae-train "$BIN" train --model autoencoder-kl --data fashion-mnist:test --latent-channels 2 --downsample 4 --batch 4 --steps 2 --out "$T/ae"
+json_ok ae-scale "$T/ae/vae/config.json" 'j["_class_name"] == "AutoencoderKL" and j["latent_channels"] == 2 and j["block_out_channels"] == [16, 32, 32] and j["scaling_factor"] > 0 and j["scaling_factor"] != 1'
+[ -s "$T/ae/vae/diffusion_pytorch_model.safetensors" ] && ok || bad "autoencoder run exports RUN/vae/diffusion_pytorch_model.safetensors"
+expect_ok ae-recon "$BIN" eval recon --run "$T/ae" --n 4 --out "$T/ae_rec"
+expect_fail ae-sample "is an autoencoder run (model_kind autoencoder-kl); drawing samples needs a diffusion run" \
+  "$BIN" sample --run "$T/ae" --n 2 --out "$T/x"
+expect_fail ae-f8 "sample_size" "$BIN" train --model autoencoder-kl --data fashion-mnist:test --downsample 8 --steps 2 --out "$T/x_ae8"
+expect_fail ae-downsample "--downsample must be 1, 2, 4 or 8" "$BIN" train --model autoencoder-kl --data fashion-mnist:test --downsample 3 --out "$T/x_ae3"
+cat > "$T/ldm.json" <<'JSON'
+{"class_conditional": true, "schedule": {"kind": "linear", "T": 20},
+ "unet": {"base_channels": 8, "channel_mult": [1, 2], "blocks_per_level": 1, "attention_resolutions": [4], "head_channels": 8, "groups": 4},
+ "batch": 4, "steps": 2}
+JSON
+expect_ok ldm-train "$BIN" train --config "$T/ldm.json" --latent "$T/ae" --out "$T/ldm"
+json_ok ldm-config "$T/ldm/config.json" 'j["data"] == "fashion-mnist:test" and j["unet"]["in_channels"] == 2 and j["unet"]["image_size"] == 7 and j["latent"].endswith("/ae")'
+expect_ok ldm-sample "$BIN" sample --run "$T/ldm" --n 3 --steps 4 --sampler ddim --out "$T/ldm_s" --strip "$T/ldm_strip.png"
+[ "$(python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(24); print(*struct.unpack('>II', d[16:24]))" "$T/ldm_s/000002.png")" = "28 28" ] && ok ||
+  bad "latent run samples decode to 28×28 images"
+expect_ok ldm-fd "$BIN" eval fd --run "$T/ldm" --n 8 --steps 3 --out "$T/ldm_fd"
+expect_fail ldm-data "--latent trains on the autoencoder's data: drop --data" "$BIN" train --latent "$T/ae" --data emoji --out "$T/x_ldm"
+expect_fail ldm-not-ae "is not an autoencoder run" "$BIN" train --config "$T/ldm.json" --latent "$T/vae" --out "$T/x_ldm2"
+expect_fail ldm-inpaint "is a latent diffusion run; restoration works on pixel-space runs" \
+  "$BIN" inpaint --run "$T/ldm" --image "$T/vae_s/000000.png" --mask half:left --steps 3 --out "$T/x.png"
+expect_fail ldm-nll "is a latent diffusion run" "$BIN" eval nll --run "$T/ldm" --n 2
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

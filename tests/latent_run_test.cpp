@@ -127,6 +127,15 @@ TEST(LatentRun, AutoencoderThenDiffusionOnItsLatents) {
   EXPECT_NEAR(run.config.autoencoder.scaling_factor, scale, 1e-12);
   auto lck = load_safetensors(checkpoint_path(dir)).tensors;
   EXPECT_TRUE(torch::equal(lck.at("autoencoder.decoder.conv_out.weight"), ckpt.at("ema.decoder.conv_out.weight")));
+  // to_pixels undoes the scale: the latents of images decode to the autoencoder's reconstructions.
+  {
+    torch::NoGradGuard g;
+    auto x = make_data_source("fashion-mnist:test")->items(torch::arange(4, torch::kLong)).x;
+    auto mu = ae.network.autoencoder->encode(x).mean;
+    auto rec = ae.network.autoencoder->decode(mu).clamp(-1, 1);
+    EXPECT_TRUE(torch::allclose(run.to_pixels(mu * scale), rec, 0, 1e-5));
+    EXPECT_FALSE(torch::allclose(run.to_pixels(mu), rec, 0, 1e-3));
+  }
   // Samples decode to images in [−1, 1]; any batch size gives the same ones.
   dc.n = 4;
   dc.batch = 4;

@@ -165,7 +165,7 @@ void add_eval_fd(CLI::App& eval) {
         throw Error(o->run + " is a vector run", "eval fd measures images; for vectors use eval swd");
       if (data.empty()) data = run.config.data;
       background = run.config.background;
-      run.diffusion("eval fd");  // an autoencoder run: the error naming what to do, before the feature network
+      if (run.is_autoencoder()) run.diffusion("eval fd");  // the error naming what to do, before the feature network
       const auto image_shape = run.image_shape();  // latent runs: the decoder's images
       pick_featnet(image_shape[0], image_shape[2]);  // before minutes of sampling
       DrawConfig dc;

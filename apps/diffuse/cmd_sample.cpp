@@ -78,6 +78,7 @@ void add_sample(CLI::App& app) {
     if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     set_intra_op_threads(o->threads, image);
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
+    if (run.is_autoencoder()) run.diffusion("drawing samples");  // the error naming the run and what to do
     if (run.is_vae() && (!o->chain.empty() || !o->strip.empty()))
       throw Error("--chain and --strip show the reverse process of a diffusion run",
                   o->run + " is a VAE run: it decodes z ~ N(0, I) in one call");

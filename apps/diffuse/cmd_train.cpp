@@ -69,7 +69,7 @@ void add_train(CLI::App& app) {
                                                "autoencoder-kl: latent channels L"));
   o->downsample_opt = opt(cmd->add_option("--downsample", o->downsample,
                                           "autoencoder-kl: f = 1, 2, 4 or 8 (image side / latent side; sets "
-                                          "block_out_channels to 32, 64, 64, 64 cut to log2(f)+1 levels)"));
+                                          "block_out_channels to 16, 32, 32, 32 cut to log2(f)+1 levels)"));
   o->kl_weight_opt = opt(cmd->add_option("--kl-weight", c.kl_weight, "autoencoder-kl: weight of the KL term"));
   o->latent_run_opt = opt(cmd->add_option("--latent", c.latent,
                                           "latent diffusion: train on the latents of this finished autoencoder-kl run "
@@ -183,7 +183,7 @@ void run_train(Opts& oo, Distributed* dist, bool follower, CLI::Option* data, CL
         const int64_t levels = o->downsample == 1 ? 1 : o->downsample == 2 ? 2 : o->downsample == 4 ? 3
                                : o->downsample == 8 ? 4 : 0;
         if (levels == 0) throw Error("--downsample must be 1, 2, 4 or 8, got " + std::to_string(o->downsample));
-        cfg.autoencoder.block_out_channels = std::vector<int64_t>{32, 64, 64, 64};
+        cfg.autoencoder.block_out_channels = std::vector<int64_t>{16, 32, 32, 32};
         cfg.autoencoder.block_out_channels.resize(size_t(levels));
       }
       if (cfg.model_kind != ModelKind::AutoencoderKL)

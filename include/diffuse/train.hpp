@@ -82,7 +82,7 @@ struct TrainConfig {
   double grad_clip = 1.0;          // max global gradient norm (0: off)
   double ema_decay = 0.999;        // EMA of weights (warm-up: min(decay, (1+s)/(10+s)))
   uint64_t seed = 0;               // seeds data draws, timesteps, noise and initial weights
-  int64_t threads = 0;             // intra-op threads (0: $OMP_NUM_THREADS, else all cores for images, 1 for vectors)
+  int64_t threads = 0;             // intra-op threads (0: $OMP_NUM_THREADS, else all cores for images, 1 for vectors and VAE runs)
   int64_t log_every = 100;         // steps between log lines
   int64_t checkpoint_every = 1000; // steps between checkpoints
   int64_t sample_every = 0;        // images: steps between sample grids in RUN_DIR/samples/ (0: off)
