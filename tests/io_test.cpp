@@ -95,7 +95,7 @@ TEST(Csv, ReadsHeaderAndReportsBadRows) {
 TEST(Config, UnknownKeysListTheValidOnes) {
   auto msg = message_of([] { train_config_from_json(R"({"stpes": 10})"); });
   EXPECT_NE(msg.find("unknown key 'stpes' in config"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("valid keys: data, data_dir, image_size, background, schedule, prediction, loss, model, unet"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("valid keys: model_kind, data, data_dir, image_size, background, schedule, prediction, loss, model, unet, vae, autoencoder, kl_weight, latent"), std::string::npos) << msg;
   msg = message_of([] { train_config_from_json(R"({"schedule": {"kind": "linear", "TT": 5}})"); });
   EXPECT_NE(msg.find("unknown key 'TT' in 'schedule'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("beta_start"), std::string::npos) << msg;
