@@ -78,6 +78,11 @@ double measure_latent_scale(AutoencoderKL& ae, const DataSource& images, const t
   return 1.0 / sd;
 }
 
+torch::Tensor decode_latents(AutoencoderKL& ae, const torch::Tensor& z, double scale) {
+  torch::NoGradGuard no_grad;
+  return ae->decode(z / scale).clamp(-1, 1);
+}
+
 std::unique_ptr<DataSource> make_latent_source(const DataSource& images, torch::Tensor latents) {
   return std::make_unique<LatentSource>(images, std::move(latents));
 }

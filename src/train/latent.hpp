@@ -26,6 +26,10 @@ torch::Tensor encode_images(AutoencoderKL& ae, const DataSource& images, double 
 double measure_latent_scale(AutoencoderKL& ae, const DataSource& images, const torch::Device& device,
                             int64_t max_images = 10000);
 
+// Images of the latents z = μ_φ(x) · scale a diffusion model works with: D(z / scale), clamped
+// to [−1, 1], under no_grad (on the autoencoder's device; the result stays there).
+torch::Tensor decode_latents(AutoencoderKL& ae, const torch::Tensor& z, double scale);
+
 // A finite source over the latents (N, L, h, w) with the labels and class names of `images`
 // (the set they were encoded from). sample() draws like the image sources (uniform indices
 // from the step's generator); spec() is that of the images.

@@ -6,6 +6,7 @@
 #include "diffuse/error.hpp"
 #include "diffuse/io.hpp"
 #include "diffuse/train.hpp"
+#include "train/latent.hpp"
 #include "train/trainer_state.hpp"
 
 namespace diffuse {
@@ -52,11 +53,9 @@ const ModelDenoiser& LoadedRun::diffusion(const std::string& what) const {
 
 torch::Tensor LoadedRun::to_pixels(const torch::Tensor& x) const {
   if (!is_latent()) return x;
-  torch::NoGradGuard no_grad;
   const auto dev = autoencoder->parameters().front().device();
-  // z = μ_φ(x) · scaling_factor was what the model learned: decode z / scaling_factor.
-  auto z = x.to(dev) / config.autoencoder.scaling_factor;
-  return autoencoder.ptr()->decode(z).clamp(-1, 1).to(x.device());
+  AutoencoderKL ae = autoencoder;  // a handle on the run's autoencoder (decode_latents takes it by reference)
+  return decode_latents(ae, x.to(dev), config.autoencoder.scaling_factor).to(x.device());
 }
 
 std::vector<int64_t> LoadedRun::image_shape() const {

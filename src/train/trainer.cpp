@@ -416,7 +416,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
       Conditioning c;
       if (num_classes > 0) c.labels = (torch::arange(n, torch::kLong) % num_classes).to(dev);
       x = sample(ema_denoiser, x_T, SamplerConfig{}, step_noise, {}, c);
-      if (latent_ae) x = latent_ae->decode(x / cfg.autoencoder.scaling_factor).clamp(-1, 1);
+      if (latent_ae) x = decode_latents(latent_ae, x, cfg.autoencoder.scaling_factor);
       x = x.cpu();
     }
     if (!root) return;  // every rank draws the grid (they would wait anyway); rank 0 writes it
