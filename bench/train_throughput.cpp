@@ -2,8 +2,12 @@
 // the same run. Prints a Markdown table (and, with --profile, the ops that dominate a step).
 //
 //   bench_train_throughput [--preset fmnist-base] [--config FILE.json] [--batch 128] [--steps 6] [--threads N]
-//                          [--precision fp32,bf16] [--channels-last 0,1] [--profile]
+//                          [--precision fp32,bf16] [--channels-last 0,1,auto] [--fused 0] [--profile]
 //                          [--image-size 28] [--channels 1] [--classes 10]   (emoji-32: 32, 3, 9)
+//
+// --fused 0,1 times every row with the unfused GroupNorm + SiLU ops (0, the library's default)
+// and the fused kernel (1; nn/group_norm_silu.hpp). The fused kernel runs for fp32 NCHW only: the
+// bf16 and channels-last rows take the unfused ops either way.
 //
 // FLOPs per image are counted by diffuse::unet_forward_flops from the architecture; a
 // training step costs 3× the forward (forward + backward for inputs and weights), the usual
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "diffuse/error.hpp"
+#include "diffuse/nn/group_norm_silu.hpp"
 #include "diffuse/train.hpp"
 
 namespace {
@@ -115,9 +120,9 @@ StepResult time_training(const diffuse::TrainConfig& cfg, int steps, bool profil
     std::vector<std::pair<double, std::string>> rows;
     for (auto& [name, us] : self_us) rows.push_back({us, name});
     std::sort(rows.rbegin(), rows.rend());
-    std::printf("\nprofile of one step (%s, %s): self time by op, top 25 of %.0f ms on all threads\n",
-                diffuse::to_string(cfg.precision).c_str(), cfg.channels_last ? "channels-last" : "NCHW",
-                total_us / 1e3);
+    std::printf("\nprofile of one step (%s, %s, GroupNorm + SiLU %s): self time by op, top 25 of %.0f ms on all threads\n",
+                diffuse::to_string(cfg.precision).c_str(), cfg.layout == diffuse::MemoryLayout::ChannelsLast ? "channels-last" : "NCHW",
+                diffuse::fused_group_norm_silu() ? "fused" : "unfused", total_us / 1e3);
     for (size_t i = 0; i < rows.size() && i < 25; ++i)
       std::printf("  %8.1f ms  %5.1f%%  %s\n", rows[i].first / 1e3, 100 * rows[i].first / total_us,
                   rows[i].second.c_str());
@@ -132,7 +137,7 @@ StepResult time_training(const diffuse::TrainConfig& cfg, int steps, bool profil
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string preset = "fmnist-base", config_file, precisions = "fp32,bf16", layouts = "0,1";
+  std::string preset = "fmnist-base", config_file, precisions = "fp32,bf16", layouts = "0,1", fused = "0";
   int64_t batch = 128, image_size = 28, channels = 1, classes = 10;
   int steps = 6, threads = int(std::max(1u, std::thread::hardware_concurrency()));
   bool profile = false;
@@ -149,14 +154,15 @@ int main(int argc, char** argv) try {
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--precision") precisions = next();
     else if (a == "--channels-last") layouts = next();
+    else if (a == "--fused") fused = next();
     else if (a == "--profile") profile = true;
     else if (a == "--image-size") image_size = std::stoll(next());
     else if (a == "--channels") channels = std::stoll(next());
     else if (a == "--classes") classes = std::stoll(next());
     else
       throw diffuse::Error("unknown argument " + a,
-                           "valid: --preset --config --batch --steps --threads --precision --channels-last --profile "
-                           "--image-size --channels --classes");
+                           "valid: --preset --config --batch --steps --threads --precision --channels-last --fused "
+                           "--profile --image-size --channels --classes");
   }
   at::set_num_threads(threads);
   torch::manual_seed(0);
@@ -181,20 +187,27 @@ int main(int argc, char** argv) try {
   // The U-Net options, for tools/reference/unet_throughput.py --unet.
   std::printf("unet: %s\n\n",
               nlohmann::json::parse(diffuse::train_config_to_json(cfg))["unet"].dump().c_str());
-  std::printf("| precision | layout | peak conv GFLOP/s | images/s | s/step | model GFLOP/s | of peak |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("| precision | layout | GroupNorm + SiLU | peak conv GFLOP/s | images/s | s/step | model GFLOP/s | of peak |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const auto& pname : split(precisions)) {
     const auto p = diffuse::parse_precision(pname);
     const double peak = std::max(conv_peak(p, false), conv_peak(p, true));
     for (const auto& l : split(layouts)) {
-      cfg.precision = p;
-      cfg.channels_last = l == "1";
-      const auto r = time_training(cfg, steps, profile);
-      const double gflops = r.images_per_s * train_flops / 1e9;
-      std::printf("| %s | %s | %.0f | %.1f | %.2f | %.1f | %.0f%% |\n", pname.c_str(),
-                  cfg.channels_last ? "channels-last" : "NCHW", peak, r.images_per_s, r.step_s, gflops,
-                  100 * gflops / peak);
-      std::fflush(stdout);
+      for (const auto& f : split(fused)) {
+        cfg.precision = p;
+        diffuse::set_fused_group_norm_silu(f == "1");
+        // auto: what `diffuse train` does by default — time both at start-up, keep the faster
+        cfg.layout = l == "auto" ? diffuse::MemoryLayout::Auto
+                     : l == "1"  ? diffuse::MemoryLayout::ChannelsLast
+                                 : diffuse::MemoryLayout::Nchw;
+        if (cfg.layout == diffuse::MemoryLayout::Auto) cfg.layout = diffuse::choose_layout(cfg, torch::kCPU, cfg.batch).layout;
+        const auto r = time_training(cfg, steps, profile);
+        const double gflops = r.images_per_s * train_flops / 1e9;
+        std::printf("| %s | %s | %s | %.0f | %.1f | %.2f | %.1f | %.0f%% |\n", pname.c_str(),
+                    cfg.layout == diffuse::MemoryLayout::ChannelsLast ? "channels-last" : "NCHW", f == "1" ? "fused" : "unfused", peak,
+                    r.images_per_s, r.step_s, gflops, 100 * gflops / peak);
+        std::fflush(stdout);
+      }
     }
   }
   return 0;

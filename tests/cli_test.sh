@@ -554,8 +554,18 @@ expect_ok ldm-sample "$BIN" sample --run "$T/ldm" --n 3 --steps 4 --sampler ddim
 expect_ok ldm-fd "$BIN" eval fd --run "$T/ldm" --n 8 --steps 3 --out "$T/ldm_fd"
 expect_fail ldm-data "--latent trains on the autoencoder's data: drop --data" "$BIN" train --latent "$T/ae" --data emoji --out "$T/x_ldm"
 expect_fail ldm-not-ae "is not an autoencoder run" "$BIN" train --config "$T/ldm.json" --latent "$T/vae" --out "$T/x_ldm2"
-expect_fail ldm-inpaint "is a latent diffusion run; restoration works on pixel-space runs" \
-  "$BIN" inpaint --run "$T/ldm" --image "$T/vae_s/000000.png" --mask half:left --steps 3 --out "$T/x.png"
+# restoration of a latent run: dps through the decoder (its default there), sdedit through the encoder
+expect_ok ldm-inpaint "$BIN" inpaint --run "$T/ldm" --image "$T/vae_s/000000.png" --mask half:left --steps 3 --n 2 --out "$T/ldm_inpaint.png"
+grep -q "dps: mask with ddpm, 2 restorations" "$T/out.txt" && ok || bad "latent inpaint defaults to dps"
+[ "$(python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(24); print(*struct.unpack('>II', d[16:24]))" "$T/ldm_inpaint_1.png")" = "28 28" ] && ok ||
+  bad "latent restorations decode to 28×28 images"
+expect_ok ldm-low "$BIN" data --data fashion-mnist:test --n 1 --index 3 --size 14 --out "$T/ldm_lowres.png"
+expect_ok ldm-upscale "$BIN" upscale --run "$T/ldm" --image "$T/ldm_lowres.png" --factor 2 --steps 3 --out "$T/ldm_up.png"
+expect_ok ldm-edit "$BIN" edit --run "$T/ldm" --image "$T/vae_s/000000.png" --strength 0.5 --steps 4 --out "$T/ldm_edit.png"
+expect_fail ldm-repaint "a latent run's x0 is a latent" \
+  "$BIN" inpaint --run "$T/ldm" --image "$T/vae_s/000000.png" --mask half:left --method repaint --steps 3 --out "$T/x.png"
+expect_fail ldm-ddnm "use --method dps" \
+  "$BIN" upscale --run "$T/ldm" --image "$T/ldm_lowres.png" --factor 2 --method ddnm --steps 3 --out "$T/x.png"
 expect_fail ldm-nll "is a latent diffusion run" "$BIN" eval nll --run "$T/ldm" --n 2
 
 echo "$pass passed, $fail failed"

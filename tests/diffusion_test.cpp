@@ -94,7 +94,7 @@ TEST(Parameterization, ConversionsRoundTrip) {
 
 TEST(Loss, WeightingsAreTheNamedLossesInEpsSpace) {
   // For every (prediction type, weighting): native weighted MSE == w(t)·‖ε̂ − ε‖²
-  // with w = 1, 1/SNR, 1 + 1/SNR, min(SNR, γ)/SNR.
+  // with w = 1, 1/SNR, 1 + 1/SNR, min(SNR, γ)/SNR, max(1, 1/SNR).
   auto s = linear_schedule();
   torch::manual_seed(2);
   auto x0 = torch::randn({5, 3}, torch::kFloat64), eps = torch::randn({5, 3}, torch::kFloat64);
@@ -104,7 +104,8 @@ TEST(Loss, WeightingsAreTheNamedLossesInEpsSpace) {
     auto out = target_for(s, p, t, x0, eps) + 0.1 * torch::randn({5, 3}, torch::kFloat64);
     auto eps_hat = to_eps_x0(s, p, xt, t, out).eps;
     auto eps_err = (eps_hat - eps).pow(2).mean(1);  // (B)
-    for (auto w : {LossWeighting::Simple, LossWeighting::X0, LossWeighting::V, LossWeighting::MinSnr}) {
+    for (auto w : {LossWeighting::Simple, LossWeighting::X0, LossWeighting::V, LossWeighting::MinSnr,
+                   LossWeighting::TruncatedSnr}) {
       LossConfig cfg;
       cfg.weighting = w;
       cfg.min_snr_gamma = 5;
@@ -114,7 +115,8 @@ TEST(Loss, WeightingsAreTheNamedLossesInEpsSpace) {
         const double we = w == LossWeighting::Simple ? 1
                           : w == LossWeighting::X0   ? 1 / snr
                           : w == LossWeighting::V    ? 1 + 1 / snr
-                                                     : std::min(snr, 5.0) / snr;
+                          : w == LossWeighting::MinSnr ? std::min(snr, 5.0) / snr
+                                                       : std::max(1.0, 1 / snr);
         EXPECT_NEAR(native[i].item<double>(), we * eps_err[i].item<double>(),
                     1e-6 * (1 + we * eps_err[i].item<double>()))
             << to_string(p) << " " << to_string(w) << " t=" << t[i].item<int64_t>();

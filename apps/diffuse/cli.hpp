@@ -8,8 +8,9 @@
 #include "diffuse/schedule.hpp"
 
 namespace diffuse {
-struct TrainConfig;  // train.hpp
-class FeatNet;       // featnet.hpp
+struct TrainConfig;    // train.hpp
+struct DistillConfig;  // distill.hpp
+class FeatNet;         // featnet.hpp
 }
 
 namespace diffuse::cli {
@@ -18,6 +19,7 @@ void add_info(CLI::App& app);
 void add_schedule(CLI::App& app);
 void add_data(CLI::App& app);
 void add_train(CLI::App& app);
+void add_distill(CLI::App& app);  // progressive distillation (cmd_distill.cpp)
 void add_sample(CLI::App& app);
 void add_forward(CLI::App& app);
 void add_eval(CLI::App& app);
@@ -61,9 +63,13 @@ struct SamplerFlags {
   bool final_alpha_one = true;
   std::vector<int64_t> timesteps;
   CLI::Option *o_variance{}, *o_eta{}, *o_churn{}, *o_tmin{}, *o_tmax{}, *o_noise{}, *o_order{}, *o_final{};
+  CLI::Option *o_sampler{}, *o_steps{};
   // image_run: --clip's default is 1 for image runs (pixels lie in [−1, 1]; diffusers' pixel
   // DDPM/DDIM schedulers clip by default) and 0 for vector runs (standardised, unbounded).
-  SamplerConfig resolve(bool image_run) const;
+  // run: the config of the run to sample, if any. A distilled run (run->distill, distill.hpp)
+  // changes the defaults to its own sampler — ddim, its steps, no clip — and any other choice
+  // prints a note to stderr.
+  SamplerConfig resolve(bool image_run, const TrainConfig* run = nullptr) const;
 };
 void add_sampler_flags(CLI::App& cmd, SamplerFlags& f);
 
@@ -80,6 +86,7 @@ inline constexpr const char* kPictureScaleHelp =
 // first call prints a one-line notice to stderr. Each function is the identity otherwise.
 bool quick_mode();
 void quick_train(TrainConfig& cfg);          // steps <= 2, periodic sample grids off
+void quick_distill(DistillConfig& cfg);      // round_steps <= 2, convert_steps <= 1
 void quick_sampler(SamplerConfig& c);        // steps (0 = all T) <= 3, unless --timesteps
 int64_t quick_n(int64_t n);                  // samples / restorations / images <= 16
 int64_t quick_t_samples(int64_t t_samples);  // eval nll: exact sum (0) or K > 2 → 2

@@ -173,7 +173,8 @@ void add_eval_fd(CLI::App& eval) {
       dc.batch = o->batch;
       dc.seed = o->seed;
       dc.guidance = o->guidance;
-      dc.sampler = o->sampler.resolve(!run.is_latent());  // latents are not bounded by [−1, 1]: no clip by default
+      // latents are not bounded by [−1, 1]: no clip by default; distilled runs: their own sampler
+      dc.sampler = o->sampler.resolve(!run.is_latent(), &run.config);
       if (run.config.unet.num_classes > 0) {
         // Classes in the proportions of the run's training data (emoji: 58 % people-body), so
         // that the samples and the reference have the same mix; i mod K if it has no labels.

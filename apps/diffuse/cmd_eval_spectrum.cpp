@@ -96,7 +96,7 @@ void run_spectrum(SpectrumOpts& o) {
   dopt.background = o.background;
   if (!o.run.empty()) {
     run = std::make_unique<LoadedRun>(load_run(o.run, o.weights == "ema", o.device));
-    sc = o.sampler.resolve(is_image_spec(run->config.data) && !run->is_latent());
+    sc = o.sampler.resolve(is_image_spec(run->config.data) && !run->is_latent(), &run->config);
     if (o.data.empty()) o.data = run->config.data;
     if (o.data_dir.empty()) dopt.data_dir = run->config.data_dir;
     if (o.data == run->config.data) {  // the run's images, as it was trained on them

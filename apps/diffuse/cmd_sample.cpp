@@ -21,7 +21,7 @@
 namespace diffuse::cli {
 
 namespace {
-struct Opts {
+struct SampleOpts {  // not `Opts`: cmd_data.cpp has one, and a unity batch may hold both
   std::string run, out, chain, grid, strip, weights = "ema", device = "auto", cls;
   SamplerFlags sampler;
   int64_t n = 1000, batch = 256;
@@ -46,7 +46,7 @@ int64_t parse_class(const std::string& s, const std::vector<std::string>& names,
 }
 
 void add_sample(CLI::App& app) {
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<SampleOpts>();
   auto* cmd = app.add_subcommand("sample", "draw samples from a trained run");
   cmd->add_option("--run", o->run, "run folder written by 'diffuse train'")->required();
   cmd->add_option("--n", o->n, "number of samples")->capture_default_str();
@@ -74,9 +74,13 @@ void add_sample(CLI::App& app) {
     auto run = load_run(o->run, o->weights == "ema", o->device);
     const torch::Device dev = resolve_device(o->device);
     const bool image = is_image_spec(run.config.data);
-    const SamplerConfig sc = o->sampler.resolve(image && !run.is_latent());  // latents are unbounded: no clip by default
+    // latents are unbounded: no clip by default; distilled runs: their own sampler by default
+    const SamplerConfig sc = o->sampler.resolve(image && !run.is_latent(), &run.config);
     if (o->threads < 0) throw Error("--threads must be >= 0", kThreadsHelp);
     set_intra_op_threads(o->threads, image);
+    if (run.config.distill.active() && o->guidance != 1.0)
+      std::fprintf(stderr, "note: this run was distilled with guidance %g inside its targets; --guidance %g applies on top of it\n",
+                   run.config.distill.guidance, o->guidance);
     const int64_t num_classes = image ? run.config.unet.num_classes : run.config.model.num_classes;
     if (run.is_autoencoder()) run.diffusion("drawing samples");  // the error naming the run and what to do
     if (run.is_vae() && (!o->chain.empty() || !o->strip.empty()))

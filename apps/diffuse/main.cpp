@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   diffuse::cli::add_schedule(app);
   diffuse::cli::add_data(app);
   diffuse::cli::add_train(app);
+  diffuse::cli::add_distill(app);
   diffuse::cli::add_sample(app);
   diffuse::cli::add_forward(app);
   diffuse::cli::add_eval(app);

@@ -8,12 +8,14 @@
 #include <string>
 
 #include "cli.hpp"
+#include "diffuse/distill.hpp"
 #include "diffuse/train.hpp"
 
 namespace diffuse::cli {
 
 namespace {
-constexpr int64_t kQuickTrainSteps = 2;    // optimizer steps
+constexpr int64_t kQuickTrainSteps = 2;    // optimizer steps (distill: per round)
+constexpr int64_t kQuickConvertSteps = 1;  // distill: steps refitting an eps/x0 teacher as v
 constexpr int64_t kQuickSamplerSteps = 3;  // grid points of every sampler (also for "all T")
 constexpr int64_t kQuickN = 16;            // samples, restorations, images of eval nll
 constexpr int64_t kQuickTSamples = 2;      // eval nll: stratified t samples instead of the exact sum
@@ -25,7 +27,7 @@ bool quick_mode() {
     const bool q = v && *v && std::string(v) != "0";
     if (q)
       std::fprintf(stderr,
-                   "quick mode (DIFFUSE_QUICK=%s): at most %lld training steps, no sample grids, %lld sampler "
+                   "quick mode (DIFFUSE_QUICK=%s): at most %lld training steps (distill: per round), no sample grids, %lld sampler "
                    "steps, %lld samples; the results mean nothing\n",
                    v, (long long)kQuickTrainSteps, (long long)kQuickSamplerSteps, (long long)kQuickN);
     return q;
@@ -42,6 +44,12 @@ void quick_train(TrainConfig& cfg) {
 void quick_sampler(SamplerConfig& c) {
   if (!quick_mode() || !c.timesteps.empty()) return;
   if (c.steps == 0 || c.steps > kQuickSamplerSteps) c.steps = kQuickSamplerSteps;
+}
+
+void quick_distill(DistillConfig& cfg) {
+  if (!quick_mode()) return;
+  cfg.round_steps = std::min(cfg.round_steps, kQuickTrainSteps);
+  cfg.convert_steps = cfg.convert_steps < 0 ? cfg.convert_steps : std::min(cfg.convert_steps, kQuickConvertSteps);
 }
 
 int64_t quick_n(int64_t n) { return quick_mode() ? std::min(n, kQuickN) : n; }

@@ -66,13 +66,15 @@ torch::Tensor target_for(const NoiseSchedule& s, PredictionType p, const torch::
 //   X0      w = 1/SNR             ‖x̂₀ − x₀‖² (x₀-MSE)
 //   V       w = 1 + 1/SNR = 1/ᾱ   ‖v̂ − v‖² (v-MSE)
 //   MinSnr  w = min(SNR, γ)/SNR   min-SNR-γ (Hang et al. 2023) on x₀, i.e. ε-MSE capped
+//   TruncatedSnr  w = max(1, 1/SNR)  max(SNR, 1)·‖x̂₀ − x₀‖², the "truncated SNR" weighting of
+//                                    progressive distillation (Salimans & Ho 2022, §4)
 // The loss is computed from the network's native error (the output minus the
 // target of its own type) times the factor that makes it equal to the above, so a
 // model that predicts x₀ with X0 weighting is exactly x₀-MSE, with no division
 // by a small √(1 − ᾱ).
-enum class LossWeighting { Simple, X0, V, MinSnr };
+enum class LossWeighting { Simple, X0, V, MinSnr, TruncatedSnr };
 std::string to_string(LossWeighting w);
-LossWeighting parse_loss_weighting(const std::string& name);  // "simple", "x0", "v", "min-snr"
+LossWeighting parse_loss_weighting(const std::string& name);  // "simple", "x0", "v", "min-snr", "truncated-snr"
 std::vector<std::string> loss_weighting_names();
 
 struct LossConfig {

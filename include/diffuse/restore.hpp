@@ -12,10 +12,14 @@
 //   dps     (Chung et al. 2023) a gradient step on ‖y − A x̂₀(x_t)‖ through the network
 //                               after each ancestral step.
 //   sdedit  (Meng et al. 2022)  noise the input to strength s, denoise with any sampler.
+// Latent runs (a LatentCodec): dps measures through the decoder, A D(x̂₀ / s); sdedit
+// encodes its input; repaint and ddnm, which replace parts of x̂₀ by A⁺y, need A to act on the
+// model's own space and are refused.
 #pragma once
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -88,16 +92,28 @@ struct RestoreConfig {
   double dps_scale = 1.0;    // dps: ζ, the step is ζ / ‖y − A x̂₀‖ · ∇ₓ‖y − A x̂₀‖²
   double strength = 0.5;     // sdedit: start at t = strength·T (0 keeps the input, 1 is pure noise)
 };
-void validate(const RestoreConfig& cfg, const Degradation& A);  // throws, saying why
+
+// The autoencoder of a latent run (Rombach et al. 2022): the model's space is its latents
+// z = E(x)·s, images are D(z / s). restore() takes images in and gives images out through it.
+struct LatentCodec {
+  std::function<torch::Tensor(const torch::Tensor&)> encode;  // images (B, C, H, W) in [−1, 1] → z
+  std::function<torch::Tensor(const torch::Tensor&)> decode;  // z → images: differentiable, not clamped
+};
+
+// Throws, saying why; `latent`: the model works on a codec's latents (only dps and sdedit).
+void validate(const RestoreConfig& cfg, const Degradation& A, bool latent = false);
 
 // K restorations of one measurement. y: (K, ...) the measurement A x (+ noise) repeated
 // K times — for sdedit the input image itself (A = identity). x_T: (K, C, H, W)
-// standard normal. noise: the sampler's noise stream. cond: class labels (K) or none.
-// callback: after every step (repaint: every move of its jump schedule, up or down),
-// as for sample(); it may throw to stop the restoration.
+// standard normal, in the model's space. noise: the sampler's noise stream. cond: class
+// labels (K) or none. callback: after every step (repaint: every move of its jump schedule,
+// up or down), as for sample(), with the model's states; it may throw to stop the restoration.
+// latent: the run's autoencoder (latent runs; else null); the result is then decoded, so
+// restore() always returns images.
 torch::Tensor restore(const Denoiser& denoiser, const Degradation& A, const torch::Tensor& y,
                       const torch::Tensor& x_T, const RestoreConfig& cfg, NoiseStream& noise,
-                      const Conditioning& cond = {}, const StepCallback& callback = {});
+                      const Conditioning& cond = {}, const StepCallback& callback = {},
+                      const LatentCodec* latent = nullptr);
 
 // The DDNM denoiser: wraps `inner` and replaces x̂₀ by its null-space correction
 //   x̂₀' = x̂₀ − λ_t A⁺(A x̂₀ − y),

@@ -34,6 +34,17 @@ enum class Precision { Fp32, Bf16 };  // bf16: autocast on CPU (AMX/AVX512-BF16)
 std::string to_string(Precision p);
 Precision parse_precision(const std::string& name);  // "fp32", "bf16"
 
+// Memory layout of an image network's weights and activations. Which is faster depends on the
+// machine, the network and the batch (NCHW was 16% faster than channels-last for fmnist-base
+// here; oneDNN's channels-last convolutions win elsewhere), so Auto times both at start-up.
+enum class MemoryLayout {
+  Auto,          // train: time a few training steps in each, keep the faster (choose_layout); sample: NCHW
+  Nchw,          // contiguous (B, C, H, W); the fused GroupNorm + SiLU kernel runs on it
+  ChannelsLast,  // NHWC strides (oneDNN's blocked convolutions)
+};
+std::string to_string(MemoryLayout l);
+MemoryLayout parse_memory_layout(const std::string& name);  // "auto", "nchw", "channels-last"
+
 // What a run trains (--model).
 enum class ModelKind {
   Diffusion,  // a denoiser ε_θ(x_t, t) (MLP for vectors, U-Net for images): DDPM
@@ -44,6 +55,24 @@ enum class ModelKind {
 std::string to_string(ModelKind k);
 ModelKind parse_model_kind(const std::string& name);  // "diffusion", "vae", "autoencoder-kl"
 std::vector<std::string> model_kind_names();
+
+// A run made by `diffuse distill` (progressive distillation, Salimans & Ho 2022; distill.hpp,
+// docs/distill.md): where it comes from and how far it got. Absent (teacher empty) for every
+// other run; config.json has a "distill" section only when it is set.
+struct DistillInfo {
+  std::string teacher;             // the teacher's run folder, as given to --run
+  PredictionType teacher_prediction = PredictionType::Epsilon;  // what the teacher's network predicts
+  int64_t teacher_steps = 0;       // N₀: DDIM grid points of the teacher (--from-steps)
+  int64_t target_steps = 0;        // grid points of the last round's student (--to-steps)
+  int64_t steps = 0;               // grid points the weights are (being) distilled for: DDIM with
+                                   // this many trailing-spacing steps samples the run
+  double guidance = 1.0;           // classifier-free guidance scale baked into the targets
+  double clip_x0 = 0.0;            // the teacher's x̂₀ clamp in its DDIM steps (0: none)
+  int64_t convert_steps = 0;       // optimizer steps that first refit the teacher as v-prediction
+  int64_t round_steps = 0;         // optimizer steps per halving
+  int64_t rounds_done = 0;         // halvings finished
+  bool active() const { return !teacher.empty(); }
+};
 
 struct TrainConfig {
   ModelKind model_kind = ModelKind::Diffusion;  // what the run trains
@@ -69,7 +98,7 @@ struct TrainConfig {
   bool class_conditional = false;  // condition on the data's labels (and learn the null class)
   double label_dropout = 0.1;      // class_conditional: P(label → null) per sample, for guidance
   Precision precision = Precision::Fp32;  // bf16 autocast for the network's forward/backward
-  bool channels_last = true;       // images: NHWC memory format (faster convolutions on CPU)
+  MemoryLayout layout = MemoryLayout::Auto;  // images: NCHW or channels-last (auto: timed at start-up)
   bool normalize = true;           // standardise each data dimension (fitted on 10 000 draws)
   int64_t steps = 5000;            // optimizer steps
   int64_t batch = 256;             // batch size
@@ -89,6 +118,7 @@ struct TrainConfig {
   int64_t sample_n = 16;           // images: samples per grid (EMA weights, fixed seed, classes in turn)
   int64_t picture_scale = 0;       // images: grids enlarged by this factor (0: auto, see picture_scale; 1: native)
   std::string device = "auto";     // "auto" (CUDA if available), "cpu", "cuda", "cuda:N"
+  DistillInfo distill;             // distilled runs only (see above); `train` refuses a config with it
 };
 
 void validate(const TrainConfig& c);  // throws diffuse::Error naming the field and valid range
@@ -117,6 +147,19 @@ struct Network {
 // `device`. Data-derived fields (model.dim, unet.* / vae.in_channels, image_size, num_classes)
 // must be set.
 Network make_network(const TrainConfig& c, const torch::Device& device = torch::kCPU);
+
+// The memory layout a training run of c uses: c.layout unless Auto; Auto times `reps` training
+// steps (forward, loss, backward, after one untimed warm-up) of c's U-Net in each layout on
+// random input of the per-process batch `batch` and keeps the faster. Not image U-Net runs,
+// or not on the CPU: NCHW without timing (oneDNN's layouts are a CPU question).
+struct LayoutChoice {
+  MemoryLayout layout = MemoryLayout::Nchw;
+  double nchw_s = 0, channels_last_s = 0;  // seconds per step; 0 when not timed
+  bool timed() const { return nchw_s > 0 && channels_last_s > 0; }
+};
+LayoutChoice choose_layout(const TrainConfig& c, const torch::Device& device, int64_t batch, int reps = 2);
+// The faster of two timings (ties go to NCHW, the fused GroupNorm + SiLU path).
+MemoryLayout faster_layout(double nchw_s, double channels_last_s);
 // Intra-op threads for --threads `requested`: itself if > 0; for 0, OMP_NUM_THREADS when it is
 // set to a positive number, else all cores for image networks and 1 for vector ones.
 int intra_op_threads(int64_t requested, bool image_network);
@@ -165,6 +208,9 @@ struct LoadedRun {
   // The model's samples as images: latent runs decode z / scaling_factor (clamped to [−1, 1]);
   // other runs return x unchanged.
   torch::Tensor to_pixels(const torch::Tensor& x) const;
+  // Images (B, C, H, W) in [−1, 1] in the model's space: latent runs encode them, z = μ_φ(x) ·
+  // scaling_factor (the posterior mean, as the training latents); other runs return x.
+  torch::Tensor to_model_space(const torch::Tensor& images) const;
   // {C, H, W} of the images the run makes (latent runs: the decoder's, not the latents').
   std::vector<int64_t> image_shape() const;
   // The denoiser of a diffusion run; for a VAE or autoencoder run an Error saying that `what`

@@ -14,7 +14,8 @@ const EnumNames<LossWeighting>& weighting_names() {
   static const EnumNames<LossWeighting> n("loss weighting", {{LossWeighting::Simple, "simple"},
                                                              {LossWeighting::X0, "x0"},
                                                              {LossWeighting::V, "v"},
-                                                             {LossWeighting::MinSnr, "min-snr"}});
+                                                             {LossWeighting::MinSnr, "min-snr"},
+                                                             {LossWeighting::TruncatedSnr, "truncated-snr"}});
   return n;
 }
 }  // namespace
@@ -36,6 +37,7 @@ torch::Tensor loss_weight(const NoiseSchedule& s, PredictionType p, const LossCo
       case LossWeighting::X0: w_eps = 1.0 / snr; break;
       case LossWeighting::V: w_eps = 1.0 + 1.0 / snr; break;
       case LossWeighting::MinSnr: w_eps = std::min(snr, cfg.min_snr_gamma) / snr; break;
+      case LossWeighting::TruncatedSnr: w_eps = std::max(1.0, 1.0 / snr); break;  // max(SNR, 1) on x₀
     }
     // ‖ε̂ − ε‖² = c²·‖native error‖²: c² = 1 (ε), SNR (x₀: ε − ε̂ = −(a/s)(x₀ − x̂₀)),
     // ᾱ (v: v − v̂ = (ε − ε̂)/a).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "diffuse/error.hpp"
+#include "diffuse/nn/group_norm_silu.hpp"
 #include "diffuse/nn/vae.hpp"  // kl_to_standard_normal
 
 namespace diffuse {
@@ -30,6 +31,11 @@ constexpr double kAklNormEps = 1e-6;  // every GroupNorm of diffusers' Encoder/D
 torch::nn::GroupNorm akl_norm(int64_t groups, int64_t channels) {
   return torch::nn::GroupNorm(
       torch::nn::GroupNormOptions(std::gcd(groups, channels), channels).eps(kAklNormEps));
+}
+
+// SiLU(norm(x)) as one operator (diffuse/nn/group_norm_silu.hpp; fused on CPU float32 NCHW).
+torch::Tensor akl_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x) {
+  return group_norm_silu(x, norm->options.num_groups(), norm->weight, norm->bias, norm->options.eps());
 }
 
 // k×k convolution, "same" padding unless given.
@@ -227,8 +233,8 @@ KlResnetBlock2DImpl::KlResnetBlock2DImpl(int64_t in, int64_t out, int64_t groups
 }
 
 torch::Tensor KlResnetBlock2DImpl::forward(const torch::Tensor& x) {
-  auto h = conv1(torch::silu(norm1(x)));
-  h = conv2(torch::silu(norm2(h)));  // (diffusers' dropout, p = 0, between SiLU and conv2)
+  auto h = conv1(akl_norm_silu(norm1, x));
+  h = conv2(akl_norm_silu(norm2, h));  // (diffusers' dropout, p = 0, between SiLU and conv2)
   return (conv_shortcut ? conv_shortcut(x) : x) + h;  // / output_scale_factor = 1
 }
 
@@ -336,7 +342,7 @@ KlEncoderImpl::KlEncoderImpl(const AutoencoderKLOptions& o) {
 torch::Tensor KlEncoderImpl::forward(const torch::Tensor& x) {
   auto h = conv_in(x);
   for (const auto& b : *down_blocks) h = b->as<KlDownEncoderBlock2DImpl>()->forward(h);
-  return conv_out(torch::silu(conv_norm_out(mid_block(h))));
+  return conv_out(akl_norm_silu(conv_norm_out, mid_block(h)));
 }
 
 KlDecoderImpl::KlDecoderImpl(const AutoencoderKLOptions& o) {
@@ -358,7 +364,7 @@ KlDecoderImpl::KlDecoderImpl(const AutoencoderKLOptions& o) {
 torch::Tensor KlDecoderImpl::forward(const torch::Tensor& z) {
   auto h = mid_block(conv_in(z));
   for (const auto& b : *up_blocks) h = b->as<KlUpDecoderBlock2DImpl>()->forward(h);
-  return conv_out(torch::silu(conv_norm_out(h)));
+  return conv_out(akl_norm_silu(conv_norm_out, h));
 }
 
 // ---------------------------------------------------------------- autoencoder

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "diffuse/error.hpp"
+#include "diffuse/nn/group_norm_silu.hpp"
 #include "diffuse/nn/mlp.hpp"  // timestep_embedding
 #include "diffuse/nn/unet.hpp"
 
@@ -38,6 +39,14 @@ torch::Tensor unet_group_norm(const torch::nn::GroupNorm& n, const torch::Tensor
                              same ? n->weight : n->weight.to(dt), same ? n->bias : n->bias.to(dt),
                              n->options.eps());
   return cl ? y.contiguous(at::MemoryFormat::ChannelsLast) : y;
+}
+
+// SiLU(GroupNorm(x + shift[:, :, None, None])) with the module's groups, γ, β and eps, as one
+// operator (diffuse/nn/group_norm_silu.hpp): fused on CPU float32 NCHW, otherwise the unfused ops
+// with unet_group_norm's bf16 and channels-last handling. shift: (B, C) or undefined.
+torch::Tensor unet_group_norm_silu(const torch::nn::GroupNorm& n, const torch::Tensor& x,
+                                   const torch::Tensor& shift = {}) {
+  return group_norm_silu(x, n->options.num_groups(), n->weight, n->bias, n->options.eps(), shift);
 }
 
 // k×k convolution with "same" padding; stride 2 halves the size: r → ⌊(r − 1)/2⌋ + 1 = ⌈r/2⌉.
@@ -167,11 +176,10 @@ UNetResBlockImpl::UNetResBlockImpl(int64_t in, int64_t out, int64_t emb_dim, int
 }
 
 torch::Tensor UNetResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb) {
-  auto h = conv1(torch::silu(unet_group_norm(norm1, x)));
-  // Time/class conditioning as a per-channel bias; in place on the fresh conv output (conv
-  // backward does not need its output), in h's dtype (already the same under autocast).
-  h.add_(emb_proj(emb).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1));
-  h = torch::silu(unet_group_norm(norm2, h));
+  auto h = conv1(unet_group_norm_silu(norm1, x));
+  // Time/class conditioning as a per-channel bias, added inside norm2's pass: SiLU(GroupNorm(h + e))
+  // with e = Linear(emb) (B, out), in h's dtype.
+  h = unet_group_norm_silu(norm2, h, emb_proj(emb));
   if (dropout > 0.0) h = torch::dropout(h, dropout, is_training());
   h = conv2(h);
   return (skip ? skip(x) : x) + h;
@@ -310,7 +318,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
       h = upsample_->at<torch::nn::Conv2dImpl>(size_t(levels - 1 - i)).forward(h);
     }
   }
-  return out_(torch::silu(unet_group_norm(out_norm_, h)));
+  return out_(unet_group_norm_silu(out_norm_, h));
 }
 
 // ---------------------------------------------------------------- FLOPs

@@ -12,9 +12,10 @@ torch::Tensor run_ddnm(const Denoiser& d, const Degradation& A, const torch::Ten
 torch::Tensor run_repaint(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
                           const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
                        const StepCallback& callback);
+// latent: measure A D(x̂₀) through the decoder (null: A x̂₀).
 torch::Tensor run_dps(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
                       const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
-                       const StepCallback& callback);
+                      const StepCallback& callback, const LatentCodec* latent);
 torch::Tensor run_sdedit(const Denoiser& d, const torch::Tensor& image, const torch::Tensor& x_T,
                          const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
                        const StepCallback& callback);

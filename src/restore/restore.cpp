@@ -22,9 +22,12 @@ RestoreMethod parse_restore_method(const std::string& name) {
   throw Error("unknown method '" + name + "'", "valid: repaint, ddnm, dps, sdedit");
 }
 
-void validate(const RestoreConfig& cfg, const Degradation& A) {
+void validate(const RestoreConfig& cfg, const Degradation& A, bool latent) {
   validate(cfg.sampler);
   const std::string m = to_string(cfg.method);
+  if (latent && (cfg.method == RestoreMethod::Repaint || cfg.method == RestoreMethod::Ddnm))
+    throw Error(m + " replaces pixels of the x0 estimate by the measurement, and a latent run's x0 is a latent",
+                "use --method dps, which measures through the decoder (or 'diffuse edit', sdedit)");
   switch (cfg.method) {
     case RestoreMethod::Repaint:
       if (!A.is_mask())
@@ -55,16 +58,22 @@ void validate(const RestoreConfig& cfg, const Degradation& A) {
 
 torch::Tensor restore(const Denoiser& d, const Degradation& A, const torch::Tensor& y, const torch::Tensor& x_T,
                       const RestoreConfig& cfg, NoiseStream& noise, const Conditioning& cond,
-                      const StepCallback& callback) {
-  validate(cfg, A);
+                      const StepCallback& callback, const LatentCodec* latent) {
+  validate(cfg, A, latent != nullptr);
   using namespace restore_detail;
+  torch::Tensor x;
   switch (cfg.method) {
-    case RestoreMethod::Ddnm: return run_ddnm(d, A, y, x_T, cfg, noise, cond, callback);
-    case RestoreMethod::Repaint: return run_repaint(d, A, y, x_T, cfg, noise, cond, callback);
-    case RestoreMethod::Dps: return run_dps(d, A, y, x_T, cfg, noise, cond, callback);
-    case RestoreMethod::Sdedit: return run_sdedit(d, y, x_T, cfg, noise, cond, callback);
+    case RestoreMethod::Ddnm: x = run_ddnm(d, A, y, x_T, cfg, noise, cond, callback); break;
+    case RestoreMethod::Repaint: x = run_repaint(d, A, y, x_T, cfg, noise, cond, callback); break;
+    case RestoreMethod::Dps: x = run_dps(d, A, y, x_T, cfg, noise, cond, callback, latent); break;
+    case RestoreMethod::Sdedit:
+      // the input image in the model's space: z = E(x)·s for a latent run
+      x = run_sdedit(d, latent ? latent->encode(y.to(x_T.device())) : y, x_T, cfg, noise, cond, callback);
+      break;
   }
-  throw Error("unknown restoration method");
+  if (!latent) return x;
+  torch::NoGradGuard no_grad;
+  return latent->decode(x);
 }
 
 namespace restore_detail {

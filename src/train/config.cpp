@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <type_traits>
@@ -158,11 +159,35 @@ const EnumNames<Precision>& precision_names() {
   return n;
 }
 
+const EnumNames<MemoryLayout>& memory_layout_names() {
+  static const EnumNames<MemoryLayout> n("layout", {{MemoryLayout::Auto, "auto"},
+                                                    {MemoryLayout::Nchw, "nchw"},
+                                                    {MemoryLayout::ChannelsLast, "channels-last"}});
+  return n;
+}
+
 const std::vector<Field<LossConfig>>& loss_fields() {
   static const std::vector<Field<LossConfig>> f = {
       {"weighting", [](const json& j, LossConfig& l) { l.weighting = parse_loss_weighting(j.get<std::string>()); },
        [](const LossConfig& l, json& j) { j["weighting"] = to_string(l.weighting); }},
       field("min_snr_gamma", &LossConfig::min_snr_gamma)};
+  return f;
+}
+
+const std::vector<Field<DistillInfo>>& distill_fields() {
+  static const std::vector<Field<DistillInfo>> f = {
+      field("teacher", &DistillInfo::teacher),
+      {"teacher_prediction",
+       [](const json& j, DistillInfo& d) { d.teacher_prediction = parse_prediction_type(j.get<std::string>()); },
+       [](const DistillInfo& d, json& j) { j["teacher_prediction"] = to_string(d.teacher_prediction); }},
+      field("teacher_steps", &DistillInfo::teacher_steps),
+      field("target_steps", &DistillInfo::target_steps),
+      field("steps", &DistillInfo::steps),
+      field("guidance", &DistillInfo::guidance),
+      field("clip_x0", &DistillInfo::clip_x0),
+      field("convert_steps", &DistillInfo::convert_steps),
+      field("round_steps", &DistillInfo::round_steps),
+      field("rounds_done", &DistillInfo::rounds_done)};
   return f;
 }
 
@@ -195,7 +220,14 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       field("label_dropout", &TrainConfig::label_dropout),
       {"precision", [](const json& j, TrainConfig& c) { c.precision = parse_precision(j.get<std::string>()); },
        [](const TrainConfig& c, json& j) { j["precision"] = to_string(c.precision); }},
-      field("channels_last", &TrainConfig::channels_last),
+      {"layout", [](const json& j, TrainConfig& c) { c.layout = parse_memory_layout(j.get<std::string>()); },
+       [](const TrainConfig& c, json& j) { j["layout"] = to_string(c.layout); }},
+      // configs written before "layout": true/false, read as channels-last/nchw, not written
+      {"channels_last",
+       [](const json& j, TrainConfig& c) {
+         c.layout = json_value<bool>(j, "channels_last") ? MemoryLayout::ChannelsLast : MemoryLayout::Nchw;
+       },
+       [](const TrainConfig&, json&) {}},
       field("normalize", &TrainConfig::normalize),
       field("steps", &TrainConfig::steps),
       field("batch", &TrainConfig::batch),
@@ -214,13 +246,20 @@ const std::vector<Field<TrainConfig>>& train_fields() {
       field("sample_every", &TrainConfig::sample_every),
       field("sample_n", &TrainConfig::sample_n),
       field("picture_scale", &TrainConfig::picture_scale),
-      field("device", &TrainConfig::device)};
+      field("device", &TrainConfig::device),
+      // Only distilled runs have the section; a config without it is not distilled.
+      {"distill", [](const json& j, TrainConfig& c) { read_object(j, c.distill, distill_fields(), "'distill'"); },
+       [](const TrainConfig& c, json& j) {
+         if (c.distill.active()) j["distill"] = write_object(c.distill, distill_fields());
+       }}};
   return f;
 }
 
 }  // namespace
 
 std::string to_string(Precision p) { return precision_names().name(p); }
+std::string to_string(MemoryLayout l) { return memory_layout_names().name(l); }
+MemoryLayout parse_memory_layout(const std::string& name) { return memory_layout_names().parse(name); }
 std::string to_string(ModelKind k) { return model_kind_enum().name(k); }
 ModelKind parse_model_kind(const std::string& name) { return model_kind_enum().parse(name); }
 std::vector<std::string> model_kind_names() { return model_kind_enum().names(); }
@@ -309,6 +348,20 @@ void validate(const TrainConfig& c) {
   if (c.model_kind == ModelKind::Vae) {
     need(c.vae.latent_dim >= 1 && c.vae.latent_dim <= 4096, "vae.latent_dim must be in 1 … 4096", "e.g. 16 or 32");
     need(c.vae.base_channels >= 1 && c.vae.base_channels <= 1024, "vae.base_channels must be in 1 … 1024", "e.g. 32");
+  }
+  if (c.distill.active()) {
+    const DistillInfo& d = c.distill;
+    need(c.model_kind == ModelKind::Diffusion && c.prediction == PredictionType::V,
+         "a distilled run ('distill' section) must be a diffusion model with prediction v",
+         "the 'distill' section is written by diffuse distill; do not add it by hand");
+    need(d.target_steps >= 1 && d.teacher_steps > d.target_steps && d.steps >= d.target_steps &&
+             d.steps <= d.teacher_steps,
+         "distill: the steps must satisfy 1 <= target_steps <= steps <= teacher_steps and target_steps < teacher_steps",
+         "the 'distill' section is written by diffuse distill; do not edit it by hand");
+    need(d.round_steps >= 1 && d.convert_steps >= 0 && d.rounds_done >= 0,
+         "distill: round_steps must be >= 1, convert_steps and rounds_done >= 0", "");
+    need(d.guidance >= 0 && std::isfinite(d.guidance) && d.clip_x0 >= 0 && std::isfinite(d.clip_x0),
+         "distill: guidance and clip_x0 must be finite numbers >= 0", "");
   }
   resolve_device(c.device);
 }

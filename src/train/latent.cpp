@@ -83,6 +83,11 @@ torch::Tensor decode_latents(AutoencoderKL& ae, const torch::Tensor& z, double s
   return ae->decode(z / scale).clamp(-1, 1);
 }
 
+torch::Tensor encode_latents(AutoencoderKL& ae, const torch::Tensor& x, double scale) {
+  torch::NoGradGuard no_grad;
+  return ae->encode(x).mean * scale;
+}
+
 std::unique_ptr<DataSource> make_latent_source(const DataSource& images, torch::Tensor latents) {
   return std::make_unique<LatentSource>(images, std::move(latents));
 }

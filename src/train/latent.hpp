@@ -30,6 +30,10 @@ double measure_latent_scale(AutoencoderKL& ae, const DataSource& images, const t
 // to [−1, 1], under no_grad (on the autoencoder's device; the result stays there).
 torch::Tensor decode_latents(AutoencoderKL& ae, const torch::Tensor& z, double scale);
 
+// The latents a diffusion model of scale `scale` works with, z = μ_φ(x) · scale, of images x
+// in [−1, 1] (B, C, H, W), under no_grad (on the autoencoder's device).
+torch::Tensor encode_latents(AutoencoderKL& ae, const torch::Tensor& x, double scale);
+
 // A finite source over the latents (N, L, h, w) with the labels and class names of `images`
 // (the set they were encoded from). sample() draws like the image sources (uniform indices
 // from the step's generator); spec() is that of the images.

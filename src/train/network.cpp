@@ -3,8 +3,12 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <thread>
 
 #include "diffuse/data.hpp"
@@ -62,6 +66,52 @@ void set_intra_op_threads(int64_t requested, bool image_network) {
   at::set_num_threads(intra_op_threads(requested, image_network));
 }
 
+MemoryLayout faster_layout(double nchw_s, double channels_last_s) {
+  return channels_last_s < nchw_s ? MemoryLayout::ChannelsLast : MemoryLayout::Nchw;
+}
+
+LayoutChoice choose_layout(const TrainConfig& c, const torch::Device& dev, int64_t batch, int reps) {
+  LayoutChoice out;
+  if (c.layout != MemoryLayout::Auto) {
+    out.layout = c.layout;
+    return out;
+  }
+  if (!dev.is_cpu() || c.model_kind != ModelKind::Diffusion || !is_image_spec(c.data)) return out;
+  if (batch < 1 || reps < 1) throw Error("choose_layout: batch and reps must be >= 1");
+  // Random input from a local generator; the networks' initialisation draws from the global one,
+  // which the trainer seeds after this.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto& u = c.unet;
+  auto x = torch::randn({batch, u.in_channels, u.image_size, u.image_size}, gen, torch::kFloat32).to(dev);
+  auto t = torch::randint(0, std::max<int64_t>(1, c.schedule.T), {batch}, gen, torch::kLong).to(dev);
+  Conditioning cond;
+  if (u.num_classes > 0) cond.labels = torch::randint(0, u.num_classes + 1, {batch}, gen, torch::kLong).to(dev);
+  // Both networks alive, their steps interleaved and the fastest of each kept: a neighbour's
+  // burst of load (this is often a shared VM) hits both layouts alike and a min ignores it.
+  std::vector<Network> nets;
+  for (auto l : {MemoryLayout::Nchw, MemoryLayout::ChannelsLast}) {
+    TrainConfig lc = c;
+    lc.layout = l;
+    nets.push_back(make_network(lc, dev));
+    nets.back().module->train();
+  }
+  auto step_seconds = [&](Network& net) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto loss = net.forward(x, t, cond).square().mean();
+    loss.backward();
+    for (auto& p : net.module->parameters()) p.mutable_grad() = torch::Tensor();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (auto& net : nets) step_seconds(net);  // warm-up: oneDNN primitive creation, allocator
+  out.nchw_s = out.channels_last_s = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < reps; ++i) {
+    out.nchw_s = std::min(out.nchw_s, step_seconds(nets[0]));
+    out.channels_last_s = std::min(out.channels_last_s, step_seconds(nets[1]));
+  }
+  out.layout = faster_layout(out.nchw_s, out.channels_last_s);
+  return out;
+}
+
 Network make_network(const TrainConfig& c, const torch::Device& dev) {
   Network net;
   const Precision prec = c.precision;
@@ -80,7 +130,7 @@ Network make_network(const TrainConfig& c, const torch::Device& dev) {
   if (is_image_spec(c.data)) {
     auto unet = UNet(c.unet);
     unet->to(dev);
-    const bool cl = c.channels_last;
+    const bool cl = c.layout == MemoryLayout::ChannelsLast;  // Auto: resolved by choose_layout, else NCHW
     if (cl) to_channels_last(*unet);
     net.module = unet.ptr();
     net.forward = [unet, cl, prec, dev](const torch::Tensor& x, const torch::Tensor& t,

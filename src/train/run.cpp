@@ -58,6 +58,13 @@ torch::Tensor LoadedRun::to_pixels(const torch::Tensor& x) const {
   return decode_latents(ae, x.to(dev), config.autoencoder.scaling_factor).to(x.device());
 }
 
+torch::Tensor LoadedRun::to_model_space(const torch::Tensor& images) const {
+  if (!is_latent()) return images;
+  const auto dev = autoencoder->parameters().front().device();
+  AutoencoderKL ae = autoencoder;
+  return encode_latents(ae, images.to(dev), config.autoencoder.scaling_factor).to(images.device());
+}
+
 std::vector<int64_t> LoadedRun::image_shape() const {
   if (is_latent())
     return {config.autoencoder.out_channels, config.autoencoder.sample_size, config.autoencoder.sample_size};

@@ -28,6 +28,8 @@
 #include "diffuse/sampler.hpp"
 #include "diffuse/train.hpp"
 #include "train/latent.hpp"
+#include "train/optimizer_state.hpp"
+#include "train/train_log.hpp"
 #include "train/trainer_state.hpp"
 
 namespace diffuse {
@@ -37,92 +39,7 @@ namespace {
 constexpr uint64_t kNormalizerStream = ~uint64_t(0);  // seed index of the normaliser's draws
 
 // lr(s) for 0-based step s: linear warm-up to lr, then cosine decay to lr·min_lr_ratio.
-double lr_at(const TrainConfig& c, int64_t s) {
-  if (s < c.warmup) return c.lr * double(s + 1) / double(c.warmup);
-  const double span = double(std::max<int64_t>(1, c.steps - c.warmup));
-  const double p = std::min(1.0, double(s - c.warmup) / span);
-  const double lo = c.lr * c.min_lr_ratio;
-  return lo + (c.lr - lo) * 0.5 * (1.0 + std::cos(std::acos(-1.0) * p));
-}
-
-std::string adam_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
-
-void put_optimizer(std::map<std::string, torch::Tensor>& out, torch::optim::AdamW& opt,
-                   torch::nn::Module& m) {
-  for (const auto& p : m.named_parameters()) {
-    auto it = opt.state().find(adam_key(p.value()));
-    if (it == opt.state().end()) continue;
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    out["optim." + p.key() + ".exp_avg"] = st.exp_avg();
-    out["optim." + p.key() + ".exp_avg_sq"] = st.exp_avg_sq();
-    out["optim." + p.key() + ".step"] = torch::tensor(st.step(), torch::kLong);
-  }
-}
-
-void get_optimizer(const std::map<std::string, torch::Tensor>& in, torch::optim::AdamW& opt,
-                   torch::nn::Module& m, const torch::Device& dev) {
-  for (const auto& p : m.named_parameters()) {
-    auto it = in.find("optim." + p.key() + ".exp_avg");
-    if (it == in.end()) continue;
-    auto st = std::make_unique<torch::optim::AdamWParamState>();
-    st->exp_avg(it->second.to(dev).clone());
-    st->exp_avg_sq(in.at("optim." + p.key() + ".exp_avg_sq").to(dev).clone());
-    st->step(in.at("optim." + p.key() + ".step").item<int64_t>());
-    opt.state()[adam_key(p.value())] = std::move(st);
-  }
-}
-
-struct LogRow {
-  int64_t step;
-  double loss, lr, grad_norm, it_per_s, elapsed;
-};
-
-std::vector<LogRow> read_log(const std::string& path, int64_t up_to_step) {
-  std::vector<LogRow> rows;
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream s(line);
-    LogRow r{};
-    char c;
-    if (s >> r.step >> c >> r.loss >> c >> r.lr >> c >> r.grad_norm >> c >> r.it_per_s >> c >> r.elapsed)
-      if (r.step <= up_to_step) rows.push_back(r);
-  }
-  return rows;
-}
-
-void write_log(const std::string& path, const std::vector<LogRow>& rows) {
-  write_file_atomic(path, [&](std::ostream& out) {
-    out << "step,loss,lr,grad_norm,it_per_s,elapsed_s\n";
-    out.precision(8);
-    for (const auto& r : rows)
-      out << r.step << ',' << r.loss << ',' << r.lr << ',' << r.grad_norm << ',' << r.it_per_s << ','
-          << r.elapsed << '\n';
-  });
-}
-
-void plot_loss(const std::string& path, const std::vector<LogRow>& rows) {
-  if (rows.empty()) return;
-  plot::Series s;
-  s.label = "loss (mean over each log interval)";
-  for (const auto& r : rows) {
-    s.x.push_back(double(r.step));
-    s.y.push_back(r.loss);
-  }
-  plot::Panel p;
-  p.title = "training loss";
-  p.xlabel = "step";
-  p.ylabel = "loss";
-  p.logy = true;
-  p.legend = false;
-  p.series.push_back(std::move(s));
-  plot::Figure f;
-  f.panels.push_back(std::move(p));
-  f.width = 720;
-  f.height = 420;
-  plot::save_png(f, path);
-}
+double lr_at(const TrainConfig& c, int64_t s) { return warmup_cosine_lr(c.lr, c.warmup, c.steps, c.min_lr_ratio, s); }
 
 double allreduce_ms(const Distributed* d) {
   return d && d->reduced_steps() > 0 ? 1e3 * d->allreduce_seconds() / double(d->reduced_steps()) : 0.0;
@@ -237,6 +154,11 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   } else if (std::filesystem::exists(ckpt)) {
     throw Error("'" + run_dir + "' already holds a run", "pass --resume to continue it, or choose another --out");
   }
+  if (cfg.distill.active())
+    throw Error(std::string(resume ? "'" + run_dir + "' is a distilled run" : "the config is a distilled run's") +
+                    " (it has a 'distill' section): diffuse train does not continue a distillation",
+                "continue it with: diffuse distill --out " + (resume ? run_dir : std::string("RUN")) +
+                    " --resume; to train a new model from this config, delete its 'distill' section");
   // Latent diffusion, a fresh run: the autoencoder's config and data from its run (before the
   // config is checked and published to the other ranks).
   std::unique_ptr<LoadedRun> ae_run;
@@ -339,9 +261,20 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   }
   const NoiseSchedule schedule = make_schedule(cfg.schedule);
 
+  // Memory layout (image U-Nets on the CPU): the faster of NCHW and channels-last for this
+  // network and batch, timed now unless the config names one; config.json keeps the config's.
+  TrainConfig net_cfg = cfg;
+  {
+    const LayoutChoice choice = choose_layout(cfg, dev, cfg.batch / world);
+    net_cfg.layout = choice.layout;
+    if (choice.timed() && !hooks.quiet && root)
+      std::fprintf(stderr, "layout %s: %.3f s/step in NCHW, %.3f s/step in channels-last (timed at start-up)\n",
+                   to_string(choice.layout).c_str(), choice.nchw_s, choice.channels_last_s);
+  }
+
   // Network, EMA copy, optimizer.
   torch::manual_seed(cfg.seed);
-  Network net = make_network(cfg, dev), ema = make_network(cfg, dev);
+  Network net = make_network(net_cfg, dev), ema = make_network(net_cfg, dev);
   {
     torch::NoGradGuard g;
     auto src = net.module->parameters(), dst = ema.module->parameters();

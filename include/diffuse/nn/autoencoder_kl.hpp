@@ -28,7 +28,8 @@
 //                  q, k, v = to_q(h), to_k(h), to_v(h)
 //
 // KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − 1 − log σ²) over the latent elements (closed form).
-// Images are channels-first in [−1, 1]; any device; fp32.
+// Images are channels-first in [−1, 1]; any device; fp32. Every SiLU(GroupNorm(·)) above runs as one
+// group_norm_silu (nn/group_norm_silu.hpp), fused on the CPU.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>

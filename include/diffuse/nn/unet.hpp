@@ -49,6 +49,8 @@ struct UNetOptions {
 
 // GroupNorm → SiLU → Conv3×3, + Linear(SiLU(e)) as a per-channel bias,
 // GroupNorm → SiLU → Dropout → Conv3×3 (zero-initialised), + skip (1×1 conv if channels change).
+// Each GroupNorm → SiLU (with the bias add before the second) is one group_norm_silu
+// (nn/group_norm_silu.hpp); the GroupNorm modules hold its parameters.
 struct UNetResBlockImpl : torch::nn::Module {
   UNetResBlockImpl(int64_t in_channels, int64_t out_channels, int64_t emb_dim, int64_t groups,
                    double dropout);
