@@ -58,6 +58,7 @@ TrainConfig tiny_latent_config(const std::string& ae_dir) {
   c.unet.head_channels = 8;
   c.unet.groups = 4;
   c.unet.dropout = 0.0;
+  c.layout = MemoryLayout::Nchw;  // runs compared bit for bit: no timed choice between them
   c.batch = 32;
   c.steps = 60;
   c.lr = 2e-3;

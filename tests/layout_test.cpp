@@ -2,6 +2,7 @@
 // form, the start-up choice by timing (choose_layout), and that the two layouts compute the
 // same network.
 #include <gtest/gtest.h>
+#include <filesystem>
 #include <torch/torch.h>
 
 #include "diffuse/error.hpp"
@@ -101,4 +102,26 @@ TEST(Layout, BothLayoutsComputeTheSameNetwork) {
   }
   EXPECT_LT((outs[0] - outs[1]).abs().max().item<double>(), 1e-5);
   EXPECT_LT((grads[0] - grads[1]).abs().max().item<double>(), 1e-5 * (1 + grads[0].abs().max().item<double>()));
+}
+
+// A run with layout auto records the layout it chose (config.json and the checkpoint), so that
+// --resume continues in it: the two layouts sum convolutions in different orders.
+TEST(Layout, ATrainedRunRecordsTheChosenLayout) {
+  TrainConfig c = small_unet();
+  c.unet.attention_resolutions = {14};  // the data's 28×28 → levels 28, 14
+  c.batch = 4;
+  c.steps = 2;
+  c.warmup = 1;
+  c.log_every = 1;
+  c.checkpoint_every = 1000;
+  c.threads = 1;
+  const std::string dir = (std::filesystem::temp_directory_path() / "diffuse_layout_run").string();
+  std::filesystem::remove_all(dir);
+  TrainHooks quiet;
+  quiet.quiet = true;
+  train(c, dir, false, quiet);
+  const auto saved = load_train_config_file(dir + "/config.json");
+  EXPECT_NE(saved.layout, MemoryLayout::Auto);
+  EXPECT_EQ(load_run(dir).config.layout, saved.layout);
+  std::filesystem::remove_all(dir);
 }

@@ -262,11 +262,12 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   const NoiseSchedule schedule = make_schedule(cfg.schedule);
 
   // Memory layout (image U-Nets on the CPU): the faster of NCHW and channels-last for this
-  // network and batch, timed now unless the config names one; config.json keeps the config's.
-  TrainConfig net_cfg = cfg;
+  // network and batch, timed now unless the config names one. The choice goes into config.json
+  // and the checkpoints, so a resumed run keeps it: the two layouts sum convolutions in
+  // different orders, and exact resume needs the same one.
   {
     const LayoutChoice choice = choose_layout(cfg, dev, cfg.batch / world);
-    net_cfg.layout = choice.layout;
+    cfg.layout = choice.layout;
     if (choice.timed() && !hooks.quiet && root)
       std::fprintf(stderr, "layout %s: %.3f s/step in NCHW, %.3f s/step in channels-last (timed at start-up)\n",
                    to_string(choice.layout).c_str(), choice.nchw_s, choice.channels_last_s);
@@ -274,7 +275,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
 
   // Network, EMA copy, optimizer.
   torch::manual_seed(cfg.seed);
-  Network net = make_network(net_cfg, dev), ema = make_network(net_cfg, dev);
+  Network net = make_network(cfg, dev), ema = make_network(cfg, dev);
   {
     torch::NoGradGuard g;
     auto src = net.module->parameters(), dst = ema.module->parameters();
