@@ -88,27 +88,17 @@ bool gns_fusable(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
          (!channel_bias.defined() || gns_cpu_float(channel_bias));
 }
 
-// The ops the networks ran before this operator, unchanged (the U-Net's unet_group_norm and its
-// h.add_ of the embedding): the shift added in x's dtype; γ, β cast to x's dtype (under bf16
-// autocast group_norm is not autocast on CPU in LibTorch 1.13 and its kernel rejects a bf16
-// input with fp32 weights); channels-last input normalised in NCHW and converted back
-// (LibTorch 1.13's CPU GroupNorm is ~9× slower on channels-last, see unet.cpp).
+// The ops the networks ran before this operator, unchanged (the U-Net's h.add_ of the
+// embedding, then group_norm_any_layout and silu): the shift added in x's dtype.
 at::Tensor gns_unfused(const at::Tensor& x, int64_t groups, const at::Tensor& weight,
                        const at::Tensor& bias, double eps, const at::Tensor& channel_bias) {
-  const auto dt = x.scalar_type();
   at::Tensor h = x;
   if (channel_bias.defined()) {
-    auto shift = channel_bias.to(dt);  // (N, C) → (N, C, 1, …, 1)
+    auto shift = channel_bias.to(x.scalar_type());  // (N, C) → (N, C, 1, …, 1)
     for (int64_t k = 2; k < x.dim(); ++k) shift = shift.unsqueeze(-1);
     h = x + shift;
   }
-  auto in_dtype = [dt](const at::Tensor& p) {
-    return !p.defined() || p.scalar_type() == dt ? p : p.to(dt);
-  };
-  const bool cl = !h.is_contiguous() && h.is_contiguous(at::MemoryFormat::ChannelsLast);
-  auto y = at::group_norm(cl ? h.contiguous() : h, groups, in_dtype(weight), in_dtype(bias), eps);
-  if (cl) y = y.contiguous(at::MemoryFormat::ChannelsLast);
-  return at::silu(y);
+  return at::silu(group_norm_any_layout(h, groups, weight, bias, eps));
 }
 
 // ---------------------------------------------------------------- vector helpers
@@ -414,6 +404,15 @@ torch::Tensor group_norm_silu(const torch::Tensor& x, int64_t groups, const torc
   c10::optional<at::Tensor> shift;  // an optional, so that an absent one is no autograd input
   if (channel_bias.defined()) shift = channel_bias;
   return GroupNormSiLU::apply(x, groups, weight, bias, eps, shift);
+}
+
+torch::Tensor group_norm_any_layout(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                    const torch::Tensor& bias, double eps) {
+  const auto dt = x.scalar_type();
+  auto in_dtype = [dt](const at::Tensor& p) { return !p.defined() || p.scalar_type() == dt ? p : p.to(dt); };
+  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  auto y = at::group_norm(cl ? x.contiguous() : x, groups, in_dtype(weight), in_dtype(bias), eps);
+  return cl ? y.contiguous(at::MemoryFormat::ChannelsLast) : y;
 }
 
 void set_fused_group_norm_silu(bool enabled) { g_gns_fused.store(enabled); }

@@ -24,21 +24,10 @@ torch::nn::GroupNorm unet_norm(int64_t groups, int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(unet_groups(groups, channels), channels));
 }
 
-// GroupNorm in the input's dtype. Under bf16 autocast group_norm is not autocast on CPU in
-// LibTorch 1.13, and its kernel rejects a bf16 input with fp32 weights; so the (C-sized) affine
-// parameters are cast to the input's dtype (gradients flow back to the fp32 parameters).
-//
-// Channels-last input is normalised in NCHW and converted back: LibTorch 1.13's CPU GroupNorm
-// kernel is ~9× slower on channels-last (128×64×28×28 fp32, 2 threads: 96 ms vs 11 ms forward,
-// 117 ms vs 36 ms forward+backward including both conversions; bench/README.md).
+// GroupNorm in the input's dtype, channels-last normalised in NCHW (group_norm_any_layout:
+// measured ~9× faster than LibTorch 1.13's CPU GroupNorm on channels-last, bench/README.md).
 torch::Tensor unet_group_norm(const torch::nn::GroupNorm& n, const torch::Tensor& x) {
-  const auto dt = x.scalar_type();
-  const bool same = n->weight.scalar_type() == dt;
-  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-  auto y = torch::group_norm(cl ? x.contiguous() : x, n->options.num_groups(),
-                             same ? n->weight : n->weight.to(dt), same ? n->bias : n->bias.to(dt),
-                             n->options.eps());
-  return cl ? y.contiguous(at::MemoryFormat::ChannelsLast) : y;
+  return group_norm_any_layout(x, n->options.num_groups(), n->weight, n->bias, n->options.eps());
 }
 
 // SiLU(GroupNorm(x + shift[:, :, None, None])) with the module's groups, γ, β and eps, as one

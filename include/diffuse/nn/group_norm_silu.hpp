@@ -53,6 +53,13 @@ torch::Tensor group_norm_silu(const torch::Tensor& x, int64_t groups, const torc
                               const torch::Tensor& bias, double eps,
                               const torch::Tensor& channel_bias = {});
 
+// GroupNorm alone as the networks run it: γ, β cast to x's dtype (under bf16 autocast CPU
+// group_norm is not autocast in LibTorch 1.13 and rejects a bf16 input with fp32 weights) and a
+// channels-last x normalised in NCHW and converted back (LibTorch 1.13's CPU GroupNorm is ~9×
+// slower on channels-last). The unfused path of group_norm_silu is this, then SiLU.
+torch::Tensor group_norm_any_layout(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                    const torch::Tensor& bias, double eps);
+
 // For tests and benchmarks: true runs the fused kernel where it applies (off by default, above). Process-wide; not meant to change while a network runs on another thread.
 void set_fused_group_norm_silu(bool enabled);
 bool fused_group_norm_silu();
