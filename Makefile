@@ -51,8 +51,11 @@ $(BUILD)/build.ninja: | setup
 build: setup $(BUILD)/build.ninja
 	cmake --build $(BUILD)
 
+# One test per core (tests/CMakeLists.txt: the two long script tests start first and never
+# together; crash_consistency, which calibrates to the machine's speed, runs alone).
+CTEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 1200
+	cd $(BUILD) && ctest --output-on-failure --timeout 1200 -j $(CTEST_JOBS)
 
 # docs/cli-reference.md from the binary's --help (the ctest test cli_reference fails when it is stale).
 cli-reference: build

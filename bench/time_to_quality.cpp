@@ -96,10 +96,12 @@ void write_outputs(const std::vector<json>& runs, const std::string& out_dir) {
   p.logy = true;
   double floor_sum = 0;
   int floor_n = 0;
-  for (const auto& r : runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const json& r = runs[i];
     plot::Series s;
     s.label = r.at("label").get<std::string>();
     s.style = plot::SeriesStyle::Line;
+    s.color = int(i % 9 < 7 ? i % 9 : i % 9 + 1);  // palette index 7 (gray) is the floor's
     for (const auto& snap : r.at("snapshots")) {
       const double fd = snap.at("fd"), fl = snap.at("floor");
       char row[320];
@@ -113,7 +115,11 @@ void write_outputs(const std::vector<json>& runs, const std::string& out_dir) {
       floor_sum += fl;
       ++floor_n;
     }
+    plot::Series dots = s;  // a marker at every snapshot: a one-snapshot run has no line
+    dots.label.clear();
+    dots.style = plot::SeriesStyle::Points;
     p.series.push_back(s);
+    p.series.push_back(dots);
   }
   if (floor_n > 0 && !p.series.empty()) {
     double lo = 1e9, hi = -1e9;

@@ -223,6 +223,13 @@ expect_fail data-png-n "give --n 1, or a folder" "$BIN" data --data fashion-mnis
 expect_fail data-size "--size 29 is not in [1, 28]" "$BIN" data --data fashion-mnist:test --n 1 --size 29 --out "$T/x"
 expect_fail data-vector-grid "image specs: fashion-mnist, fashion-mnist:test, folder:PATH" \
   "$BIN" data --data signals --n 2 --grid "$T/x.png"
+# the folder data writes (PNGs and labels.csv) is data again: a class-conditional run on it keeps
+# Fashion-MNIST's label numbers (classes 0 … the largest label among the 12)
+expect_ok data-fm12 "$BIN" data --data fashion-mnist --n 12 --out "$T/fm12"
+expect_ok fm12-train "$BIN" train --config "$T/img.json" --data "folder:$T/fm12" --class-conditional --steps 2 --out "$T/fm12run"
+fm12_classes=$(( $(tail -n +2 "$T/fm12/labels.csv" | cut -d, -f3 | sort -n | tail -1) + 1 ))
+python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["unet"]["num_classes"])' "$T/fm12run/config.json" |
+  grep -qx "$fm12_classes" && ok || bad "train on folder:fm12 (labels.csv) has $fm12_classes classes"
 
 # Ctrl-C: saves a resumable checkpoint, exits 130; --resume finishes the run
 sed 's/"steps": 30/"steps": 200000/' "$T/small.json" >"$T/long.json"

@@ -12,6 +12,7 @@
 #include "diffuse/image_io.hpp"
 #include "diffuse/nn/unet.hpp"
 #include "diffuse/train.hpp"
+#include "test_util.hpp"
 
 using namespace diffuse;
 namespace fs = std::filesystem;
@@ -181,4 +182,48 @@ TEST(ImageData, FolderWithClassSubfoldersAndBadFiles) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
   }
+}
+
+// The folder `diffuse data --out DIR` writes (images at the top, labels.csv) is data again: labels
+// from the rows, kept as numbered (1 and 3 → classes 0 … 3, the unnamed ones called by their
+// number), class names CSV-unquoted; a missing or extra row, labels.csv beside class subfolders,
+// or a labels.csv with another header are errors naming the file (and line).
+TEST(ImageData, FolderWithLabelsCsv) {
+  const std::string dir = test::fresh_dir("diffuse_folder_csv");
+  fs::create_directories(dir);
+  for (int i = 0; i < 3; ++i)
+    write_png(dir + "/00000" + std::to_string(i) + ".png", torch::full({1, 8, 8}, 10 * i, torch::kUInt8));
+  auto labels_csv = [&](const std::string& text) { std::ofstream(dir + "/labels.csv") << text; };
+  labels_csv("file,index,label,class\n000002.png,,1,shirt\n000000.png,7,3,\"bag, \"\"big\"\"\"\n"
+             "000001.png,9,1,shirt\n");
+  auto d = load_image_folder(dir, 8, 1);
+  EXPECT_EQ(d.class_names, (std::vector<std::string>{"0", "shirt", "2", "bag, \"big\""}));
+  ASSERT_TRUE(d.labels.defined());
+  const int64_t* l = d.labels.data_ptr<int64_t>();
+  EXPECT_EQ(std::vector<int64_t>(l, l + d.labels.numel()), (std::vector<int64_t>{3, 1, 1}));
+  EXPECT_EQ(make_data_source("folder:" + dir, DataOptions{"", 8, 0})->num_classes(), 4);
+
+  labels_csv("file,index,label,class\n000000.png,,0,a\n000002.png,,0,a\n");
+  auto e = test::error_text([&] { load_image_folder(dir, 8); });
+  EXPECT_NE(e.find("000001.png"), std::string::npos) << e;
+  EXPECT_NE(e.find(dir + "/labels.csv"), std::string::npos) << e;
+  // A class name over two lines (quoted) counts both: the extra row is on line 8.
+  labels_csv("file,index,label,class\n000000.png,,0,\"two\nlines\"\n000001.png,,0,\"two\nlines\"\n"
+             "000002.png,,0,\"two\nlines\"\n000009.png,,2,x\n");
+  e = test::error_text([&] { load_image_folder(dir, 8); });
+  EXPECT_NE(e.find("labels.csv:8: '000009.png' is not an image in the folder"), std::string::npos) << e;
+  labels_csv("file,index,label,class\n000000.png,,-1,a\n");
+  e = test::error_text([&] { load_image_folder(dir, 8); });
+  EXPECT_NE(e.find("labels.csv:2: label '-1' is not an integer"), std::string::npos) << e;
+  labels_csv("file,label\n000000.png,0\n000001.png,0\n000002.png,0\n");
+  e = test::error_text([&] { load_image_folder(dir, 8); });
+  EXPECT_NE(e.find("not PNG or JPEG images: labels.csv"), std::string::npos) << e;
+  EXPECT_NE(e.find("file,index,label,class"), std::string::npos) << e;  // the hint
+
+  const std::string sub = test::fresh_dir("diffuse_folder_csv_sub");
+  fs::create_directories(sub + "/cats");
+  write_png(sub + "/cats/000000.png", torch::full({1, 8, 8}, 10, torch::kUInt8));
+  std::ofstream(sub + "/labels.csv") << "file,index,label,class\ncats/000000.png,,0,cat\n";
+  e = test::error_text([&] { load_image_folder(sub, 8); });
+  EXPECT_NE(e.find("from either subfolders or labels.csv, not both"), std::string::npos) << e;
 }

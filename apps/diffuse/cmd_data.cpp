@@ -110,7 +110,8 @@ void write_images(const Opts& o, const DataSource& src) {
   if (given(o.o_cls)) {
     if (num_classes == 0)
       throw Error("--class needs labeled images; " + src.spec() + " has no classes",
-                  "folder:PATH is labeled when every image lies in a subfolder (the class name)");
+                  "folder:PATH is labeled when every image lies in a subfolder (the class name), or by a labels.csv "
+                  "beside the images (as --out DIR writes it)");
     k = parse_class(o.cls, names, num_classes);
   }
   auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed);

@@ -111,10 +111,15 @@ void write_gif(const std::string& path, const std::vector<torch::Tensor>& frames
 // center-cropped to image_size × image_size.
 // Labeled when every image lies in a subfolder of `path`: the label is the index
 // of its top-level subfolder name among the sorted names of those holding images
-// (class_names); otherwise unlabeled. Files ending .png, .jpg or .jpeg (any case)
-// are read: one that fails to decode is reported by name in the thrown error (up to
-// 10 names, all failures counted), never skipped; any other file is an error naming
-// it. An empty folder is an error.
+// (class_names). Otherwise labeled by a top-level labels.csv whose first line is
+// file,index,label,class (as `diffuse data` writes it): one row per image (file relative to
+// `path`; quoted CSV fields), labels integers >= 0 kept as they are, class_names[l] the class
+// of label l's rows (its number when none names it) for l = 0 … the largest label; a missing
+// or extra row, or labels.csv beside class subfolders, is an error. Else unlabeled.
+// Files ending .png, .jpg or .jpeg (any case) are read: one that fails to decode is
+// reported by name in the thrown error (up to 10 names, all failures counted), never
+// skipped; any other file (a labels.csv with another first line too) is an error
+// naming it. An empty folder is an error.
 LabeledImages load_image_folder(const std::string& path, int64_t image_size,
                                 int64_t channels = 0);
 

@@ -1,4 +1,5 @@
-// A folder of PNG/JPEG images → (N, C, S, S) uint8, labeled by subfolder (see image_io.hpp).
+// A folder of PNG/JPEG images → (N, C, S, S) uint8, labeled by subfolder or by the labels.csv
+// `diffuse data` writes beside its images (see image_io.hpp).
 #include <torch/nn/functional/upsampling.h>
 #include <torch/types.h>
 #include <torch/version.h>
@@ -8,7 +9,13 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "diffuse/error.hpp"
 #include "diffuse/image_io.hpp"
@@ -57,6 +64,135 @@ std::string folder_list(const std::vector<std::string>& names, size_t shown = 10
   return s;
 }
 
+// The first line of the labels.csv `diffuse data` writes beside its images (apps/diffuse/cmd_data.cpp).
+constexpr const char* kLabelsHeader = "file,index,label,class";
+
+std::string folder_read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw Error("cannot read '" + p.string() + "'", "check its permissions");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Whether `text` starts with the line kLabelsHeader (ended by LF or CRLF, or the end).
+bool folder_has_labels_header(const std::string& text) {
+  std::string first = text.substr(0, text.find('\n'));
+  if (!first.empty() && first.back() == '\r') first.pop_back();
+  return first == kLabelsHeader;
+}
+
+// The records of a CSV text as csv_field (apps/diffuse/cmd_data.cpp) writes them: fields split
+// by commas; a field in double quotes may hold commas, line breaks and quotes (doubled);
+// records end with LF or CRLF; blank lines are skipped. Each record keeps the line it starts
+// on, for errors ("labels.csv:7: …"); `name` is the file errors name.
+struct CsvRecord {
+  int64_t line;
+  std::vector<std::string> fields;
+};
+std::vector<CsvRecord> folder_parse_csv(const std::string& text, const std::string& name) {
+  std::vector<CsvRecord> records;
+  int64_t line = 1;
+  size_t i = 0;
+  while (i < text.size()) {
+    CsvRecord r{line, {}};
+    while (true) {
+      std::string f;
+      if (i < text.size() && text[i] == '"') {
+        for (++i;; ++i) {
+          if (i == text.size())
+            throw Error(name + ":" + std::to_string(r.line) + ": a quoted field has no closing quote",
+                        "a quote inside a quoted field is written twice (\"\")");
+          if (text[i] == '"' && (i + 1 == text.size() || text[i + 1] != '"')) break;
+          if (text[i] == '"') ++i;  // "" is one quote
+          else if (text[i] == '\n') ++line;
+          f += text[i];
+        }
+        ++i;  // the closing quote
+        if (text.compare(i, 2, "\r\n") == 0) ++i;
+      } else {
+        while (i < text.size() && text[i] != ',' && text[i] != '\n') f += text[i++];
+        if (!f.empty() && f.back() == '\r' && (i == text.size() || text[i] == '\n')) f.pop_back();  // CRLF
+      }
+      r.fields.push_back(std::move(f));
+      if (i < text.size() && text[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i < text.size() && text[i] != '\n')
+        throw Error(name + ":" + std::to_string(line) + ": field " + std::to_string(r.fields.size()) +
+                        " goes on after its closing quote",
+                    "quote the whole field, and write a quote inside it twice (\"\")");
+      if (i < text.size()) {  // the line break
+        ++i;
+        ++line;
+      }
+      break;
+    }
+    if (r.fields.size() > 1 || !r.fields[0].empty()) records.push_back(std::move(r));
+  }
+  return records;
+}
+
+// The labels of `images` (paths relative to the folder, sorted) from labels.csv (`text`, read
+// from `csv`, its header checked): exactly one row per image, and no row of a file that is not
+// there. class_names[l] is the `class` of label l's rows (its number when none names it), for
+// l = 0 … the largest label, so the labels keep the data set's numbering (Fashion-MNIST's 0 … 9
+// even when some are absent) and the class count stays class_names.size().
+std::vector<int64_t> folder_csv_labels(const std::string& csv, const std::string& text,
+                                       const std::vector<fs::path>& images, std::vector<std::string>& class_names) {
+  auto where = [&](int64_t line) { return csv + ":" + std::to_string(line) + ": "; };
+  auto records = folder_parse_csv(text, csv);
+  records.erase(records.begin());  // the header
+  std::map<std::string, std::pair<int64_t, int64_t>> row_of;  // file → (line, label)
+  std::vector<int64_t> named_on;                               // label → the line naming it, 0: none
+  for (const auto& r : records) {
+    if (r.fields.size() != 4)
+      throw Error(where(r.line) + std::to_string(r.fields.size()) + " fields, not the 4 of " + kLabelsHeader,
+                  "a field holding a comma is quoted: \"a,b\"");
+    const std::string &file = r.fields[0], &label = r.fields[2], &cls = r.fields[3];
+    // At most 6 digits: a label is a class number, not a size to allocate from a typo.
+    if (label.empty() || label.size() > 6 || label.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(where(r.line) + "label '" + label + "' is not an integer in 0 … 999999",
+                  "labels number the classes from 0");
+    const auto l = size_t(std::stoll(label));
+    const auto [it, fresh] = row_of.emplace(file, std::make_pair(r.line, int64_t(l)));
+    if (!fresh)
+      throw Error(where(r.line) + "a second row for " + file + " (the first is line " +
+                      std::to_string(it->second.first) + ")",
+                  "give each image one row");
+    for (size_t k = class_names.size(); k <= l; ++k) class_names.push_back(std::to_string(k));
+    named_on.resize(class_names.size(), 0);
+    if (cls.empty()) continue;
+    if (named_on[l] != 0 && class_names[l] != cls)
+      throw Error(where(r.line) + "label " + std::to_string(l) + " is class '" + cls + "', but line " +
+                      std::to_string(named_on[l]) + " calls it '" + class_names[l] + "'",
+                  "give each label one class name");
+    if (named_on[l] == 0) {
+      class_names[l] = cls;
+      named_on[l] = r.line;
+    }
+  }
+  std::vector<int64_t> labels;
+  std::vector<std::string> missing;
+  std::set<std::string> present;
+  for (const auto& p : images) {
+    const std::string f = p.generic_string();
+    present.insert(f);
+    if (auto it = row_of.find(f); it != row_of.end()) labels.push_back(it->second.second);
+    else missing.push_back(f);
+  }
+  if (!missing.empty())
+    throw Error(std::to_string(missing.size()) + " image(s) have no row in " + csv + ": " + folder_list(missing),
+                "give every image in the folder one row " + std::string(kLabelsHeader) +
+                    ", or remove labels.csv for unlabeled images");
+  for (const auto& r : records)
+    if (!present.count(r.fields[0]))
+      throw Error(where(r.line) + "'" + r.fields[0] + "' is not an image in the folder",
+                  "remove the rows of images that are not there");
+  return labels;
+}
+
 }  // namespace
 }  // namespace image_folder_io
 
@@ -76,6 +212,8 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
   const fs::path root(path);
   std::vector<fs::path> pngs;
   std::vector<std::string> others;
+  std::string labels_csv, labels_text;  // a top-level labels.csv with kLabelsHeader, and its text
+  bool bad_labels_csv = false;          // a top-level labels.csv with another first line
   fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec), end;
   if (ec) throw Error("cannot list image folder '" + path + "': " + ec.message());
   for (; it != end; it.increment(ec)) {
@@ -88,15 +226,25 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
     }
     if (!it->is_regular_file(entry_ec)) continue;
     const fs::path rel = p.lexically_relative(root);
-    if (is_image_file(p.string())) pngs.push_back(rel);
-    else others.push_back(rel.generic_string());
+    if (is_image_file(p.string())) {
+      pngs.push_back(rel);
+    } else if (rel == fs::path("labels.csv")) {  // `diffuse data` writes it beside its images: their labels
+      labels_text = folder_read_text(p);
+      if (folder_has_labels_header(labels_text)) labels_csv = p.string();
+      else others.push_back(rel.generic_string());
+      bad_labels_csv = labels_csv.empty();
+    } else {
+      others.push_back(rel.generic_string());
+    }
   }
   if (ec) throw Error("cannot list image folder '" + path + "': " + ec.message());
   if (!others.empty()) {
     std::sort(others.begin(), others.end());
+    std::string hint = "move other files out of the folder (images: .png, .jpg, .jpeg)";
+    if (bad_labels_csv) hint += "; labels.csv gives the labels when its first line is " + std::string(kLabelsHeader);
     throw Error("image folder '" + path + "' holds " + std::to_string(others.size()) +
-                " file(s) that are not PNG or JPEG images: " + folder_list(others),
-                "move other files out of the folder (images: .png, .jpg, .jpeg)");
+                    " file(s) that are not PNG or JPEG images: " + folder_list(others),
+                hint);
   }
   if (pngs.empty())
     throw Error("image folder '" + path + "' holds no PNG or JPEG images",
@@ -105,13 +253,19 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
             [](const fs::path& a, const fs::path& b) { return a.generic_string() < b.generic_string(); });
   const int64_t n = int64_t(pngs.size());
 
-  // Labels: the top-level subfolder, when every image has one.
-  const bool labeled = std::all_of(pngs.begin(), pngs.end(), [](const fs::path& p) {
+  // Labels: the top-level subfolder, when every image has one; else the rows of labels.csv.
+  const bool by_subfolder = std::all_of(pngs.begin(), pngs.end(), [](const fs::path& p) {
     return !p.parent_path().empty();
   });
+  if (by_subfolder && !labels_csv.empty())
+    throw Error("image folder '" + path + "' has its images in class subfolders and a labels.csv: labels come "
+                "from either subfolders or labels.csv, not both",
+                "remove " + labels_csv + " to label by subfolder, or put the images directly in the folder");
+  const bool labeled = by_subfolder || !labels_csv.empty();
   LabeledImages out;
   std::vector<int64_t> labels;
-  if (labeled) {
+  if (!labels_csv.empty()) labels = folder_csv_labels(labels_csv, labels_text, pngs, out.class_names);
+  if (by_subfolder) {
     std::map<std::string, int64_t> index;
     for (const auto& p : pngs) index.emplace(p.begin()->string(), 0);
     for (auto& [name, i] : index) {

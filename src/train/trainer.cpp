@@ -233,7 +233,7 @@ TrainResult train_run(TrainConfig cfg, const std::string& run_dir, bool resume, 
   const int64_t num_classes = cfg.class_conditional ? data->num_classes() : 0;
   if (cfg.class_conditional && num_classes < 1)
     throw Error("class_conditional needs labelled data, and '" + cfg.data + "' has no labels",
-                "use fashion-mnist or a folder:PATH with one subfolder per class");
+                "use fashion-mnist, or a folder:PATH with one subfolder per class or a labels.csv (diffuse data)");
   if (data->is_image()) {
     if (shape[1] != shape[2]) throw Error("images must be square (got " + std::to_string(shape[1]) + "×" +
                                           std::to_string(shape[2]) + ")");
