@@ -358,20 +358,16 @@ TrainResult distill(DistillConfig dc, const std::string& out_dir, bool resume, c
     torch::Tensor target;                       // x̃ (B, ...)
     {
       torch::NoGradGuard no_grad;
-      if (ph.round == 0) {
-        // The refit's x̃ is the x̂₀ the teacher's sampler steps with: clipped as its --clip. An
-        // ε teacher's raw x̂₀ = (z − σ ε̂)/α divides ε̂'s error by α (≈ 0.007 at the last point of
-        // T = 250, linear): unclipped, those targets swamp the loss and the student learns noise.
-        target = predict_at_rows(*teacher_d, z, points, cond).x0;
-        if (info.clip_x0 > 0) target = target.clamp(-info.clip_x0, info.clip_x0);
-      } else {
-        // x̃ = (z'' − r z)/(α'' − r α) is ill-conditioned where ᾱ ≈ 0: at the first point of
-        // T = 250 (linear) and 64 steps α'' − r α ≈ 0.003, so x̃ amplifies the teacher's two
-        // steps ~370× and those rows (hundreds in x units) swamped round 1's loss. Clipped to
-        // the data range, as the teacher's own x̂₀; z'' moves by at most (α'' − r α)·|x̃ − clip|.
-        target = distillation_target(*teacher_d, z, points, mid, next, cond, info.clip_x0);
-        if (info.clip_x0 > 0) target = target.clamp(-info.clip_x0, info.clip_x0);
-      }
+      // The refit's x̃ is the teacher's own x̂₀; a halving's is PD's two-step target.
+      target = ph.round == 0 ? predict_at_rows(*teacher_d, z, points, cond).x0
+                             : distillation_target(*teacher_d, z, points, mid, next, cond, info.clip_x0);
+      // Both clamped to the data range, as the teacher's sampler clamps its x̂₀. Near ᾱ = 0 both
+      // are ill-conditioned: an ε teacher's x̂₀ = (z − σ ε̂)/α divides ε̂'s error by α (≈ 0.007 at
+      // the last point of T = 250, linear), and x̃ = (z'' − r z)/(α'' − r α) amplifies the
+      // teacher's two steps ~370× at the first point of 64 (α'' − r α ≈ 0.003). Unclamped, those
+      // rows swamped the loss and the student drew noise; clamped, z'' moves by at most
+      // (α'' − r α)·|x̃ − clamp(x̃)|.
+      if (info.clip_x0 > 0) target = target.clamp(-info.clip_x0, info.clip_x0);
     }
     // The v whose x̂₀ = α z − σ v is x̃: ṽ = (α z − x̃)/σ.
     auto ab = alpha_bar_of(schedule, t, z.dim());
