@@ -137,19 +137,38 @@ async function step(name, fn) {
 
 const galleryCount = () => page.locator('#gallery .gallery-item').count();
 const statusText = () => page.locator('#status').innerText();
+// The id of the job #status shows (null when idle).
+const shownJob = () => page.evaluate(() => {
+  const m = /job (\S+)/.exec(document.getElementById('status').textContent);
+  return m ? m[1] : null;
+});
+
+// Clicks `sel` (a submit button) and waits for the job it started to reach one of `states`.
+async function clickAndWait(sel, states, timeout) {
+  const prev = await shownJob();
+  await page.click(sel);
+  return waitForState(states, timeout, prev);
+}
 
 // Waits until #status names one of the given states; fails early if the job failed or the
-// page shows an error (a refused request).
-async function waitForState(states, timeout) {
+// page shows an error (a refused request). With `notJob`, a state counts only once #status
+// names another job: right after a click the status still shows the previous job (say 'done')
+// until the server has answered the submit.
+async function waitForState(states, timeout, notJob = undefined) {
   const handle = await page.waitForFunction(
-    (states) => {
-      const s = document.getElementById('status').dataset.state;
+    ([states, notJob]) => {
+      const st = document.getElementById('status');
+      const s = st.dataset.state;
+      if (notJob !== undefined) {
+        const m = /job (\S+)/.exec(st.textContent);
+        if ((m ? m[1] : null) === notJob) return false;
+      }
       if (states.includes(s)) return s;
       if (s === 'failed') return 'failed';
       if (!document.getElementById('error').hidden) return 'error';
       return false;
     },
-    states, {timeout, polling: 50});
+    [states, notJob], {timeout, polling: 50});
   const s = await handle.jsonValue();
   if (s === 'failed' || s === 'error') {
     const err = await page.locator('#error .error-body').innerText().catch(() => '');
@@ -227,8 +246,7 @@ async function main() {
         if (document.getElementById('status').dataset.state === 'running') rec.progress.push([bar.value, bar.max]);
       }).observe(bar, {attributes: true, attributeFilter: ['value', 'max']});
     });
-    await page.click('#generate');
-    await waitForState(['queued', 'running', 'done'], 30000);
+    await clickAndWait('#generate', ['queued', 'running', 'done'], 30000);
     // Mid-sampling screenshot, at a live preview about a third of the way (a tiny model may take
     // only a second: then whatever is running).
     let mid = 'missed (the job was too quick)';
@@ -275,8 +293,7 @@ async function main() {
     const quick = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const before = await galleryCount();
-      await page.click('#generate');
-      let st = await waitForState(['running', 'done'], T);
+      let st = await clickAndWait('#generate', ['running', 'done'], T);
       let stepAtCancel = null, t0 = Date.now();
       if (st === 'running') {
         stepAtCancel = await page.evaluate(() => document.getElementById('progress').value);
@@ -329,8 +346,7 @@ async function main() {
     await setValue('#seed', 7);
     await page.mouse.move(box.x + box.width + 40, box.y);  // the brush cursor off the canvas
     await shot('mask');
-    await page.click('#inpaint');
-    await waitForState(['queued', 'running', 'done'], 30000);
+    await clickAndWait('#inpaint', ['queued', 'running', 'done'], 30000);
     await waitForState(['done'], T);
     await page.waitForFunction((n) => document.querySelectorAll('#gallery .gallery-item').length >= n, before + 1, {timeout: 10000});
     const first = await page.locator('#gallery .gallery-item').first().evaluate((e) => ({mode: e.dataset.mode, text: e.innerText, seed: e.dataset.seed}));
