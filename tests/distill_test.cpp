@@ -171,6 +171,38 @@ TEST(DistillTarget, OneDdimStepToTheTargetIsTwoTeacherSteps) {
   EXPECT_THROW(predict_at_rows(teacher, z, std::vector<GridPoint>(16, grid.back())), Error);  // the end point
 }
 
+TEST(DistillTarget, StudentTargetIsTheRefitOrHalvingTargetClampedToTheClip) {
+  // Data well outside [−1, 1] (mean ±3): the exact denoiser's x̂₀ and x̃ leave the clip range, so
+  // clip 1 must clamp them (an ε teacher's student trained on the unclamped targets drew noise).
+  auto g = pd_gauss8();
+  GaussianDenoiser teacher(3.0 * g.mean, g.cov, pd_schedule(250));
+  const auto grid = distillation_grid(teacher.schedule(), 16);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto z = torch::randn({12, 8}, gen, torch::kFloat64);
+  std::vector<GridPoint> ts, mids, nexts;
+  for (int64_t i = 0; i < 12; ++i) {
+    ts.push_back(grid[2 * size_t(i % 8)]);
+    mids.push_back(grid[2 * size_t(i % 8) + 1]);
+    nexts.push_back(grid[2 * size_t(i % 8) + 2]);
+  }
+  const std::vector<GridPoint> none;
+  // Refit (mid, next empty): the teacher's x̂₀; a halving: PD's x̃. clip 0 leaves both alone.
+  auto x0 = predict_at_rows(teacher, z, ts).x0;
+  EXPECT_LT(pd_max_diff(student_target(teacher, z, ts, none, none), x0), 1e-12);
+  auto xt = distillation_target(teacher, z, ts, mids, nexts, {}, 1.0);
+  EXPECT_LT(pd_max_diff(student_target(teacher, z, ts, mids, nexts, {}, 0.0), distillation_target(teacher, z, ts, mids, nexts)), 1e-12);
+  ASSERT_GT(x0.abs().max().item<double>(), 1.5);
+  ASSERT_GT(xt.abs().max().item<double>(), 1.5);
+  // clip 1: clamped after choosing, so inside [−1, 1] and equal to the clamp of each.
+  auto r1 = student_target(teacher, z, ts, none, none, {}, 1.0);
+  auto h1 = student_target(teacher, z, ts, mids, nexts, {}, 1.0);
+  EXPECT_LE(r1.abs().max().item<double>(), 1.0);
+  EXPECT_LE(h1.abs().max().item<double>(), 1.0);
+  EXPECT_LT(pd_max_diff(r1, x0.clamp(-1, 1)), 1e-12);
+  EXPECT_LT(pd_max_diff(h1, xt.clamp(-1, 1)), 1e-12);
+  EXPECT_THROW(student_target(teacher, z, ts, mids, none), Error);
+}
+
 TEST(DistillTarget, DistilledStudentsOfTheExactDenoiserReproduceTheTeachersOdeMap) {
   // T = N = 1024: the teacher's grid is every timestep. Level k (no training: PdStudent over
   // level k − 1) samples with 1024/2^k DDIM steps, down to one.

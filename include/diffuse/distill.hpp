@@ -45,6 +45,16 @@ torch::Tensor distillation_target(const Denoiser& teacher, const torch::Tensor& 
                                   const std::vector<GridPoint>& mid, const std::vector<GridPoint>& next,
                                   const Conditioning& cond = {}, double clip_x0 = 0.0);
 
+// The x̃ a student learns at each row (B, ...): with `mid` and `next` empty (the conversion to
+// v-prediction) the teacher's own x̂₀ at `t`, else distillation_target's two-step x̃. clip_x0 > 0
+// clamps the result to [−clip_x0, clip_x0], as the teacher's sampler clamps its x̂₀: near ᾱ = 0
+// both are ill-conditioned (an ε teacher's x̂₀ = (z − σ ε̂)/α divides ε̂'s error by α; x̃ divides
+// by α'' − r α, ≈ 0.003 at the first point of 64 for T = 250), and unclamped such rows swamp the
+// loss (an ε teacher's 4-step student drew noise). Call under torch::NoGradGuard.
+torch::Tensor student_target(const Denoiser& teacher, const torch::Tensor& z_t, const std::vector<GridPoint>& t,
+                             const std::vector<GridPoint>& mid, const std::vector<GridPoint>& next,
+                             const Conditioning& cond = {}, double clip_x0 = 0.0);
+
 // ---- the rounds (src/distill/plan.cpp) --------------------------------------------------
 
 // The grid every round works on: DDIM with `steps` points, trailing spacing (the default of

@@ -355,19 +355,10 @@ TrainResult distill(DistillConfig dc, const std::string& out_dir, bool resume, c
     }
     auto t = torch::tensor(tv, torch::dtype(torch::kLong)).to(dev);
     auto z = q_sample(schedule, x0, t, noise);  // z_t = α_t x + σ_t ε (ᾱ of the grid point)
-    torch::Tensor target;                       // x̃ (B, ...)
-    {
-      torch::NoGradGuard no_grad;
-      // The refit's x̃ is the teacher's own x̂₀; a halving's is PD's two-step target.
-      target = ph.round == 0 ? predict_at_rows(*teacher_d, z, points, cond).x0
-                             : distillation_target(*teacher_d, z, points, mid, next, cond, info.clip_x0);
-      // Both clamped to the data range, as the teacher's sampler clamps its x̂₀. Near ᾱ = 0 both
-      // are ill-conditioned: an ε teacher's x̂₀ = (z − σ ε̂)/α divides ε̂'s error by α (≈ 0.007 at
-      // the last point of T = 250, linear), and x̃ = (z'' − r z)/(α'' − r α) amplifies the
-      // teacher's two steps ~370× at the first point of 64 (α'' − r α ≈ 0.003). Unclamped, those
-      // rows swamped the loss and the student drew noise; clamped, z'' moves by at most
-      // (α'' − r α)·|x̃ − clamp(x̃)|.
-      if (info.clip_x0 > 0) target = target.clamp(-info.clip_x0, info.clip_x0);
+    torch::Tensor target;                       // x̃ (B, ...): the refit's is the teacher's own
+    {                                           // x̂₀, a halving's PD's two-step target; clamped
+      torch::NoGradGuard no_grad;               // to the data range (student_target)
+      target = student_target(*teacher_d, z, points, mid, next, cond, info.clip_x0);
     }
     // The v whose x̂₀ = α z − σ v is x̃: ṽ = (α z − x̃)/σ.
     auto ab = alpha_bar_of(schedule, t, z.dim());

@@ -80,6 +80,17 @@ torch::Tensor distillation_target(const Denoiser& teacher, const torch::Tensor& 
   return (z_next - rc * z_t) / dc;
 }
 
+torch::Tensor student_target(const Denoiser& teacher, const torch::Tensor& z_t, const std::vector<GridPoint>& t,
+                             const std::vector<GridPoint>& mid, const std::vector<GridPoint>& next,
+                             const Conditioning& cond, double clip_x0) {
+  if (mid.empty() != next.empty())
+    throw Error("student_target: mid and next are both empty (the conversion) or both given (a halving)");
+  auto x = mid.empty() ? predict_at_rows(teacher, z_t, t, cond).x0
+                       : distillation_target(teacher, z_t, t, mid, next, cond, clip_x0);
+  // Clamped after choosing: z_t'' then moves by at most (α'' − r α)·|x̃ − clamp(x̃)|.
+  return clip_x0 > 0 ? x.clamp(-clip_x0, clip_x0) : x;
+}
+
 torch::Tensor distillation_target(const Denoiser& teacher, const torch::Tensor& z_t, const GridPoint& t,
                                   const GridPoint& mid, const GridPoint& next, const Conditioning& cond,
                                   double clip_x0) {
