@@ -92,6 +92,26 @@ TEST(Csv, ReadsHeaderAndReportsBadRows) {
   EXPECT_TRUE(torch::equal(read_csv(dir + "/d.csv"), torch::tensor({{1.25f, 2.0f}, {3.0f, 4.0f}})));
 }
 
+TEST(Csv, QuotedFieldsRoundTripAndBadQuotesNameTheLine) {
+  const std::vector<std::string> fields = {"plain", "a,comma", "say \"hi\"", "two\nlines", "", "crlf\r\nend"};
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  std::string text = "h1,h2\r\n\n";  // a CRLF header and a blank line (skipped)
+  for (const auto& f : fields) text += csv_field(f) + "," + csv_field(f) + "\n";
+  const auto rec = parse_csv_records(text, "t.csv");
+  ASSERT_EQ(rec.size(), fields.size() + 1);
+  EXPECT_EQ(rec[0].fields, (std::vector<std::string>{"h1", "h2"}));
+  for (size_t k = 0; k < fields.size(); ++k)
+    EXPECT_EQ(rec[k + 1].fields, (std::vector<std::string>{fields[k], fields[k]})) << "field " << k;
+  EXPECT_EQ(rec[1].line, 3);  // after the header and the blank line
+  EXPECT_EQ(rec[4].line, 6);
+  EXPECT_EQ(rec[5].line, 9);  // row 6's two quoted fields each held a line break
+  EXPECT_NE(message_of([] { parse_csv_records("a,b\n\"open,c\n", "x.csv"); }).find("x.csv:2: a quoted field has no closing quote"),
+            std::string::npos);
+  EXPECT_NE(message_of([] { parse_csv_records("a\n\"q\"tail,b\n", "y.csv"); }).find("y.csv:2: field 1 goes on after its closing quote"),
+            std::string::npos);
+}
+
 TEST(Config, UnknownKeysListTheValidOnes) {
   auto msg = message_of([] { train_config_from_json(R"({"stpes": 10})"); });
   EXPECT_NE(msg.find("unknown key 'stpes' in config"), std::string::npos) << msg;

@@ -35,14 +35,6 @@ bool ends_with_png(const std::string& s) {
   return e == ".png";
 }
 
-// A CSV field: quoted when it holds a comma, a quote or a line break.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 std::string image_spec_names() {
   std::vector<std::string> names;
   for (const auto& s : data_spec_names())

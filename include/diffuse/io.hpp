@@ -4,10 +4,12 @@
 #pragma once
 #include <torch/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace diffuse {
 
@@ -27,6 +29,18 @@ int remove_stale_temp_files(const std::string& dir);
 torch::Tensor read_csv(const std::string& path);                   // (N, D) float32
 void write_csv(const std::string& path, const torch::Tensor& rows,  // rows: (N, D)
                const std::vector<std::string>& header = {});
+
+// CSV text with quoting (RFC 4180): csv_field writes a field, quoted when it holds a comma, a
+// quote or a line break (a quote inside written twice). parse_csv_records reads what it writes:
+// fields split by commas; a field in double quotes may hold commas, line breaks and quotes
+// (doubled); records end with LF or CRLF; blank lines are skipped. Each record keeps the line
+// it starts on, for errors ("labels.csv:7: …"); `name` is the file the errors name.
+std::string csv_field(const std::string& s);
+struct CsvRecord {
+  int64_t line;
+  std::vector<std::string> fields;
+};
+std::vector<CsvRecord> parse_csv_records(const std::string& text, const std::string& name);
 
 // safetensors (https://github.com/huggingface/safetensors): 8-byte little-endian
 // header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__":

@@ -19,6 +19,7 @@
 
 #include "diffuse/error.hpp"
 #include "diffuse/image_io.hpp"
+#include "diffuse/io.hpp"
 
 namespace diffuse {
 
@@ -82,58 +83,6 @@ bool folder_has_labels_header(const std::string& text) {
   return first == kLabelsHeader;
 }
 
-// The records of a CSV text as csv_field (apps/diffuse/cmd_data.cpp) writes them: fields split
-// by commas; a field in double quotes may hold commas, line breaks and quotes (doubled);
-// records end with LF or CRLF; blank lines are skipped. Each record keeps the line it starts
-// on, for errors ("labels.csv:7: …"); `name` is the file errors name.
-struct CsvRecord {
-  int64_t line;
-  std::vector<std::string> fields;
-};
-std::vector<CsvRecord> folder_parse_csv(const std::string& text, const std::string& name) {
-  std::vector<CsvRecord> records;
-  int64_t line = 1;
-  size_t i = 0;
-  while (i < text.size()) {
-    CsvRecord r{line, {}};
-    while (true) {
-      std::string f;
-      if (i < text.size() && text[i] == '"') {
-        for (++i;; ++i) {
-          if (i == text.size())
-            throw Error(name + ":" + std::to_string(r.line) + ": a quoted field has no closing quote",
-                        "a quote inside a quoted field is written twice (\"\")");
-          if (text[i] == '"' && (i + 1 == text.size() || text[i + 1] != '"')) break;
-          if (text[i] == '"') ++i;  // "" is one quote
-          else if (text[i] == '\n') ++line;
-          f += text[i];
-        }
-        ++i;  // the closing quote
-        if (text.compare(i, 2, "\r\n") == 0) ++i;
-      } else {
-        while (i < text.size() && text[i] != ',' && text[i] != '\n') f += text[i++];
-        if (!f.empty() && f.back() == '\r' && (i == text.size() || text[i] == '\n')) f.pop_back();  // CRLF
-      }
-      r.fields.push_back(std::move(f));
-      if (i < text.size() && text[i] == ',') {
-        ++i;
-        continue;
-      }
-      if (i < text.size() && text[i] != '\n')
-        throw Error(name + ":" + std::to_string(line) + ": field " + std::to_string(r.fields.size()) +
-                        " goes on after its closing quote",
-                    "quote the whole field, and write a quote inside it twice (\"\")");
-      if (i < text.size()) {  // the line break
-        ++i;
-        ++line;
-      }
-      break;
-    }
-    if (r.fields.size() > 1 || !r.fields[0].empty()) records.push_back(std::move(r));
-  }
-  return records;
-}
-
 // The labels of `images` (paths relative to the folder, sorted) from labels.csv (`text`, read
 // from `csv`, its header checked): exactly one row per image, and no row of a file that is not
 // there. class_names[l] is the `class` of label l's rows (its number when none names it), for
@@ -142,7 +91,7 @@ std::vector<CsvRecord> folder_parse_csv(const std::string& text, const std::stri
 std::vector<int64_t> folder_csv_labels(const std::string& csv, const std::string& text,
                                        const std::vector<fs::path>& images, std::vector<std::string>& class_names) {
   auto where = [&](int64_t line) { return csv + ":" + std::to_string(line) + ": "; };
-  auto records = folder_parse_csv(text, csv);
+  auto records = parse_csv_records(text, csv);
   records.erase(records.begin());  // the header
   std::map<std::string, std::pair<int64_t, int64_t>> row_of;  // file → (line, label)
   std::vector<int64_t> named_on;                               // label → the line naming it, 0: none

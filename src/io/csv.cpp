@@ -89,4 +89,55 @@ void write_csv(const std::string& path, const torch::Tensor& rows,
   });
 }
 
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::vector<CsvRecord> parse_csv_records(const std::string& text, const std::string& name) {
+  std::vector<CsvRecord> records;
+  int64_t line = 1;
+  size_t i = 0;
+  while (i < text.size()) {
+    CsvRecord r{line, {}};
+    while (true) {
+      std::string f;
+      if (i < text.size() && text[i] == '"') {
+        for (++i;; ++i) {
+          if (i == text.size())
+            throw Error(name + ":" + std::to_string(r.line) + ": a quoted field has no closing quote",
+                        "a quote inside a quoted field is written twice (\"\")");
+          if (text[i] == '"' && (i + 1 == text.size() || text[i + 1] != '"')) break;
+          if (text[i] == '"') ++i;  // "" is one quote
+          else if (text[i] == '\n') ++line;
+          f += text[i];
+        }
+        ++i;  // the closing quote
+        if (text.compare(i, 2, "\r\n") == 0) ++i;
+      } else {
+        while (i < text.size() && text[i] != ',' && text[i] != '\n') f += text[i++];
+        if (!f.empty() && f.back() == '\r' && (i == text.size() || text[i] == '\n')) f.pop_back();  // CRLF
+      }
+      r.fields.push_back(std::move(f));
+      if (i < text.size() && text[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i < text.size() && text[i] != '\n')
+        throw Error(name + ":" + std::to_string(line) + ": field " + std::to_string(r.fields.size()) +
+                        " goes on after its closing quote",
+                    "quote the whole field, and write a quote inside it twice (\"\")");
+      if (i < text.size()) {  // the line break
+        ++i;
+        ++line;
+      }
+      break;
+    }
+    if (r.fields.size() > 1 || !r.fields[0].empty()) records.push_back(std::move(r));
+  }
+  return records;
+}
+
 }  // namespace diffuse
