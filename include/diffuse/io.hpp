@@ -21,6 +21,8 @@ std::string temp_path_for(const std::string& path);
 void commit_temp(const std::string& tmp, const std::string& path);
 // Creates a directory (and parents); throws with the path if it cannot.
 void ensure_dir(const std::string& path);
+// The whole file as bytes; throws naming the path (and the system's reason) if it cannot.
+std::string read_file(const std::string& path);
 // Deletes the NAME.tmp-PID files in `dir` whose process PID no longer runs (left by a write
 // that was killed); returns how many. Files of live processes are kept.
 int remove_stale_temp_files(const std::string& dir);

@@ -68,14 +68,6 @@ std::string folder_list(const std::vector<std::string>& names, size_t shown = 10
 // The first line of the labels.csv `diffuse data` writes beside its images (apps/diffuse/cmd_data.cpp).
 constexpr const char* kLabelsHeader = "file,index,label,class";
 
-std::string folder_read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error("cannot read '" + p.string() + "'", "check its permissions");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Whether `text` starts with the line kLabelsHeader (ended by LF or CRLF, or the end).
 bool folder_has_labels_header(const std::string& text) {
   std::string first = text.substr(0, text.find('\n'));
@@ -178,7 +170,7 @@ LabeledImages load_image_folder(const std::string& path, int64_t image_size, int
     if (is_image_file(p.string())) {
       pngs.push_back(rel);
     } else if (rel == fs::path("labels.csv")) {  // `diffuse data` writes it beside its images: their labels
-      labels_text = folder_read_text(p);
+      labels_text = read_file(p.string());
       if (folder_has_labels_header(labels_text)) labels_csv = p.string();
       else others.push_back(rel.generic_string());
       bad_labels_csv = labels_csv.empty();

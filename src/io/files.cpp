@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
+#include <sstream>
 #include <streambuf>
 #include <vector>
 
@@ -190,6 +192,15 @@ void ensure_dir(const std::string& path) {
   std::filesystem::create_directories(path, ec);
   if (ec || !std::filesystem::is_directory(path))
     throw Error("cannot create folder '" + path + "'" + (ec ? ": " + ec.message() : ""));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno), "check the path");
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw Error("cannot read '" + path + "'");
+  return s.str();
 }
 
 }  // namespace diffuse

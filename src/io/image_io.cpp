@@ -171,15 +171,6 @@ bool png_encode(const unsigned char* hwc, uint32_t w, uint32_t h, int channels, 
   return true;
 }
 
-std::string png_read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno), "check the path");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw Error("cannot read '" + path + "'");
-  return s.str();
-}
-
 }  // namespace
 }  // namespace png_io
 
@@ -191,7 +182,7 @@ void check_image_size(const std::string& path, int64_t width, int64_t height) {
                     std::to_string(kMaxImagePixels) + " pixels in all");
 }
 
-torch::Tensor read_png(const std::string& path) { return decode_png(png_io::png_read_bytes(path), path); }
+torch::Tensor read_png(const std::string& path) { return decode_png(read_file(path), path); }
 
 torch::Tensor decode_png(const std::string& bytes, const std::string& path, int64_t max_side) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0)
